@@ -1,0 +1,42 @@
+"""Resources shared by every stage (the lake). Stage-specific resources live in
+their stage's folder. Everything that differs between deployments is read from
+the environment through ``dg.EnvVar``, never hard-coded or put in run config."""
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from reputation_pipeline.lake.store import LakeStore, open_lake
+
+DEFAULT_LAKE = "./lake"
+PLATFORMS = ("twitter", "reddit", "facebook", "instagram", "tiktok", "youtube")
+
+
+def lake_uri_from_env() -> str:
+    return os.environ.get("REPUTATION_LAKE") or DEFAULT_LAKE
+
+
+class LakeResource(dg.ConfigurableResource):
+    """Where the lake lives: a folder (default ``./lake``) or ``s3://bucket/prefix``.
+
+    S3 access goes through dagster-aws's ``S3Resource``; credentials and the
+    endpoint come from the standard AWS environment variables.
+    """
+
+    uri: str = DEFAULT_LAKE
+    s3: S3Resource = S3Resource()
+
+    def open(self) -> LakeStore:
+        if self.uri.startswith("s3://"):
+            return open_lake(self.uri, self.s3.get_client())
+        return open_lake(self.uri)
+
+
+def default_lake_resource() -> LakeResource:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return LakeResource(
+        uri=dg.EnvVar("REPUTATION_LAKE").get_value(DEFAULT_LAKE) or DEFAULT_LAKE,
+        s3=S3Resource(endpoint_url=endpoint) if endpoint else S3Resource(),
+    )
