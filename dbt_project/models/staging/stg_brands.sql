@@ -1,0 +1,23 @@
+-- Brands to monitor, from the `brands` seed or from the CSV named in
+-- REPUTATION_BRANDS_CSV (columns brand,keywords,handles,hashtags,exclusions; lists
+-- separated by '|'). Lists are normalized like the post text (lower-case words).
+-- depends_on: {{ ref('brands') }}
+{%- set brands_csv = env_var('REPUTATION_BRANDS_CSV', '') %}
+with source as (
+{%- if brands_csv %}
+    select brand, keywords, handles, hashtags, exclusions
+    from read_csv({{ sql_str(brands_csv) }}, header = true, all_varchar = true)
+{%- else %}
+    select brand, keywords, handles, hashtags, exclusions
+    from {{ ref('brands') }}
+{%- endif %}
+)
+
+select
+    lower(trim(brand)) as brand,
+    {{ split_list('keywords') }} as keywords,
+    {{ split_list('handles', '@') }} as handles,
+    {{ split_list('hashtags', '#') }} as hashtags,
+    {{ split_list('exclusions') }} as exclusions
+from source
+where nullif(trim(brand), '') is not null

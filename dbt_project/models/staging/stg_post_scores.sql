@@ -1,0 +1,38 @@
+-- One score row per post: the latest by scored_at over the model versions present
+-- (or only var('model_version') when it is set). Unscored rows (unscored_reason set)
+-- keep null scores.
+with source as (
+    select *
+    from {{ lake_source('post_scores', {
+        'post_id': 'varchar', 'platform': 'varchar', 'sentiment_label': 'varchar',
+        'sentiment_negative': 'double', 'sentiment_neutral': 'double', 'sentiment_positive': 'double',
+        'offensive_score': 'double', 'offensive_label': 'varchar', 'hate_score': 'double',
+        'hate_label': 'varchar', 'language': 'varchar', 'unscored_reason': 'varchar',
+        'content_hash': 'varchar', 'model_version': 'varchar', 'scored_at': 'timestamptz',
+        'model': 'varchar', 'dt': 'date', 'hour': 'bigint'}) }}
+    where {{ dt_filter('dt') }}
+    {%- if var('model_version', none) is not none %}
+      and model_version = {{ sql_str(var('model_version')) }}
+    {%- endif %}
+)
+
+select
+    post_id,
+    platform,
+    sentiment_label,
+    sentiment_negative,
+    sentiment_neutral,
+    sentiment_positive,
+    offensive_score,
+    offensive_label,
+    hate_score,
+    hate_label,
+    language as detected_language,
+    unscored_reason,
+    unscored_reason is null and sentiment_negative is not null as is_scored,
+    content_hash,
+    model_version,
+    scored_at
+from source
+where post_id is not null
+qualify row_number() over (partition by post_id order by scored_at desc nulls last, model_version desc) = 1

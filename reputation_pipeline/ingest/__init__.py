@@ -1,0 +1,1 @@
+"""Ingest: Kafka topics drained exactly once into the raw-posts Parquet lake."""
