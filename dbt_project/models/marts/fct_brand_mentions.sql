@@ -1,0 +1,43 @@
+-- One row per (post, brand) mention with the post's risk: the per-post facts the
+-- alert explanations quote (links, platform, author, scores). Incremental over the
+-- partition window: the window is emptied and rebuilt on every run.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='window_start',
+    pre_hook="{{ delete_window('window_start') }}",
+) }}
+
+select
+    mentions.mention_id,
+    mentions.post_id,
+    mentions.brand,
+    posts.platform,
+    posts.window_start,
+    posts.window_start + interval 1 hour as window_end,
+    posts.event_time,
+    posts.url,
+    posts.author_handle,
+    posts.followers,
+    posts.engagement,
+    posts.likes,
+    posts.shares,
+    posts.comments,
+    left(posts.text, 500) as text,
+    posts.language,
+    mentions.matched_keywords,
+    mentions.matched_handles,
+    mentions.matched_hashtags,
+    posts.is_scored,
+    posts.unscored_reason,
+    posts.model_version,
+    posts.sentiment_label,
+    posts.sentiment_negative,
+    posts.offensive_score,
+    posts.hate_score,
+    posts.toxicity,
+    posts.platform_weight,
+    posts.exposure,
+    posts.toxicity * posts.exposure as post_risk
+from {{ ref('int_brand_mentions') }} as mentions
+inner join {{ ref('int_posts_scored') }} as posts on posts.post_id = mentions.post_id
