@@ -40,3 +40,16 @@ def default_lake_resource() -> LakeResource:
         uri=dg.EnvVar("REPUTATION_LAKE").get_value(DEFAULT_LAKE) or DEFAULT_LAKE,
         s3=S3Resource(endpoint_url=endpoint) if endpoint else S3Resource(),
     )
+
+
+def platforms_from_env() -> frozenset[str]:
+    """Platforms to ingest: ``REPUTATION_PLATFORMS`` (comma-separated) or the defaults.
+    A platform name becomes a path segment, so only [a-z0-9_] is accepted."""
+    import re
+
+    raw = os.environ.get("REPUTATION_PLATFORMS")
+    names = [p.strip() for p in raw.split(",")] if raw else list(PLATFORMS)
+    bad = [n for n in names if not re.fullmatch(r"[a-z0-9_]{1,32}", n)]
+    if bad:
+        raise ValueError(f"REPUTATION_PLATFORMS has invalid names {bad}: use [a-z0-9_]")
+    return frozenset(n for n in names if n)

@@ -256,7 +256,7 @@ class Scorer:
             if not todo:
                 continue
             uniq = list(todo)  # reposts: each distinct normalized text once
-            unique_scored = max(unique_scored, len(uniq))
+            unique_scored += len(uniq)
             res = be.predict([norm[todo[h][0]] for h in uniq], tasks)
             for task in tasks:
                 p = res[task]

@@ -1,0 +1,154 @@
+"""Dagster definitions of the scoring stage: the ``post_scores`` asset and its checks."""
+
+from datetime import datetime, timedelta
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+
+from reputation_pipeline.partitions import hour_partition_key, hourly_partitions, split_partition_key
+from reputation_pipeline.resources import PLATFORMS, LakeResource
+from reputation_pipeline.scoring.data import LABELS, TASKS
+from reputation_pipeline.scoring.pipeline import read_partition_scores, score_partition, scores_prefix
+from reputation_pipeline.scoring.resources import ScoringModelsResource
+
+DRIFT_MAX_TVD = 0.25  # total variation distance between label distributions
+DRIFT_MIN_ROWS = 30
+MAX_UNSCORED_RATE = 0.5
+
+
+@dg.asset(
+    key="post_scores",
+    deps=[dg.AssetKey("raw_posts")],
+    partitions_def=hourly_partitions,
+    group_name="scoring",
+    kinds={"pytorch", "parquet"},
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+    automation_condition=dg.AutomationCondition.eager(),
+    description="Sentiment, offensive-language and hate-speech scores per unique post, "
+    "under scores/model=<version>/dt=…/hour=…/ in the lake.",
+)
+def post_scores(context: dg.AssetExecutionContext, lake: LakeResource,
+                scoring_models: ScoringModelsResource) -> dg.MaterializeResult:
+    dt, hh = split_partition_key(context.partition_key)
+    store = lake.open()
+    scorer = scoring_models.get_scorer()
+    res = score_partition(store, scorer, dt, hh, PLATFORMS, log=context.log.info)
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": res.model_version,
+            "path": dg.MetadataValue.path(store.url(scores_prefix(res.model_version, dt, hh))),
+            "input_files": res.inputs,
+            "skipped_input_files": res.skipped_inputs,
+            "written_files": res.written,
+            "rows_written": res.rows_written,
+            "unscored_rows": res.unscored_rows,
+            "distinct_texts_scored": res.texts_scored,
+            "seconds": res.seconds,
+        }
+    )
+
+
+def _partition_table(context, lake: LakeResource, scoring_models: ScoringModelsResource,
+                     key: str | None = None) -> tuple[pa.Table, str]:
+    dt, hh = split_partition_key(key or context.partition_key)
+    version = scoring_models.get_scorer().model_version
+    return read_partition_scores(lake.open(), version, dt, hh), version
+
+
+def scores_valid(table: pa.Table) -> dict:
+    """Probabilities in [0, 1], sentiment probabilities sum to 1, sentiment_score
+    in [-1, 1], labels from the known set, one row per post_id."""
+    problems: dict[str, int] = {}
+    for name in ("sentiment_negative", "sentiment_neutral", "sentiment_positive", "offensive_score", "hate_score"):
+        v = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        problems[f"{name}_out_of_range"] = int(np.sum((v < 0) | (v > 1)))
+    s = table.column("sentiment_score").to_numpy(zero_copy_only=False).astype(np.float64)
+    problems["sentiment_score_out_of_range"] = int(np.sum((s < -1) | (s > 1)))
+    tot = sum(table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+              for c in ("sentiment_negative", "sentiment_neutral", "sentiment_positive"))
+    problems["sentiment_probs_not_summing_to_1"] = int(np.sum(np.abs(tot - 1) > 1e-3))
+    for task in TASKS:
+        labels = table.column(f"{task}_label").to_pylist()
+        problems[f"{task}_unknown_label"] = sum(l is not None and l not in LABELS[task] for l in labels)
+    ids = table.column("post_id").to_pylist()
+    problems["duplicate_post_ids"] = len(ids) - len(set(ids))
+    return problems
+
+
+@dg.asset_check(asset="post_scores", name="scores_in_range", partitions_def=hourly_partitions, blocking=True,
+                description="Scores within their ranges, known labels, one row per post_id.")
+def scores_in_range(context: dg.AssetCheckExecutionContext, lake: LakeResource,
+                    scoring_models: ScoringModelsResource) -> dg.AssetCheckResult:
+    table, version = _partition_table(context, lake, scoring_models)
+    problems = scores_valid(table)
+    bad = {k: v for k, v in problems.items() if v}
+    return dg.AssetCheckResult(passed=not bad, metadata={"rows": table.num_rows, "model_version": version, **problems})
+
+
+@dg.asset_check(asset="post_scores", name="scores_null_rate", partitions_def=hourly_partitions,
+                description="Scored rows have every score; the share of unscored rows "
+                f"(unsupported language, empty text) stays under {MAX_UNSCORED_RATE:.0%}.")
+def scores_null_rate(context: dg.AssetCheckExecutionContext, lake: LakeResource,
+                     scoring_models: ScoringModelsResource) -> dg.AssetCheckResult:
+    table, version = _partition_table(context, lake, scoring_models)
+    n = table.num_rows
+    reasons = table.column("unscored_reason").to_pylist()
+    scored = np.array([r is None for r in reasons], dtype=bool)
+    nulls_in_scored = 0
+    for c in ("sentiment_label", "sentiment_score", "offensive_score", "hate_score", "content_hash"):
+        col = np.array([v is None for v in table.column(c).to_pylist()], dtype=bool)
+        nulls_in_scored += int(np.sum(col & scored))
+    unscored_rate = float(1 - scored.mean()) if n else 0.0
+    by_reason: dict[str, int] = {}
+    for r in reasons:
+        if r is not None:
+            by_reason[r.split(":")[0]] = by_reason.get(r.split(":")[0], 0) + 1
+    if nulls_in_scored:
+        severity, passed = dg.AssetCheckSeverity.ERROR, False
+    else:
+        severity, passed = dg.AssetCheckSeverity.WARN, unscored_rate <= MAX_UNSCORED_RATE
+    return dg.AssetCheckResult(passed=passed, severity=severity, metadata={
+        "rows": n, "model_version": version, "null_scores_in_scored_rows": nulls_in_scored,
+        "unscored_rate": round(unscored_rate, 4), "unscored_by_reason": by_reason})
+
+
+def label_distribution(table: pa.Table, task: str) -> np.ndarray | None:
+    labels = [l for l in table.column(f"{task}_label").to_pylist() if l is not None]
+    if len(labels) < DRIFT_MIN_ROWS:
+        return None
+    counts = np.array([labels.count(name) for name in LABELS[task]], dtype=np.float64)
+    return counts / counts.sum()
+
+
+def previous_partition_key(key: str) -> str:
+    t = datetime.strptime(key, "%Y-%m-%d-%H:%M") - timedelta(hours=1)
+    return hour_partition_key(t.strftime("%Y-%m-%d"), t.hour)
+
+
+@dg.asset_check(asset="post_scores", name="label_drift", partitions_def=hourly_partitions,
+                description="Label distribution per analysis vs the previous hour (same model version): "
+                f"total variation distance at most {DRIFT_MAX_TVD}.")
+def label_drift(context: dg.AssetCheckExecutionContext, lake: LakeResource,
+                scoring_models: ScoringModelsResource) -> dg.AssetCheckResult:
+    cur, version = _partition_table(context, lake, scoring_models)
+    prev_key = previous_partition_key(context.partition_key)
+    prev, _ = _partition_table(context, lake, scoring_models, prev_key)
+    meta: dict[str, object] = {"model_version": version, "previous_partition": prev_key,
+                               "rows": cur.num_rows, "previous_rows": prev.num_rows}
+    drifted = []
+    for task in TASKS:
+        a, b = label_distribution(cur, task), label_distribution(prev, task)
+        if a is None or b is None:
+            meta[f"{task}_tvd"] = "n/a (fewer than %d scored rows)" % DRIFT_MIN_ROWS
+            continue
+        tvd = float(0.5 * np.abs(a - b).sum())
+        meta[f"{task}_tvd"] = round(tvd, 4)
+        meta[f"{task}_distribution"] = {n: round(float(p), 4) for n, p in zip(LABELS[task], a)}
+        if tvd > DRIFT_MAX_TVD:
+            drifted.append(task)
+    meta["drifted"] = drifted
+    return dg.AssetCheckResult(passed=not drifted, severity=dg.AssetCheckSeverity.WARN, metadata=meta)
+
+
+SCORING_CHECKS = [scores_in_range, scores_null_rate, label_drift]

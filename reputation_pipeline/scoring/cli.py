@@ -1,0 +1,66 @@
+"""``models train`` / ``models eval`` subcommands, hooked into the project CLI
+through :func:`register_cli`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _train(args: argparse.Namespace) -> int:
+    from reputation_pipeline.scoring.models import DEFAULT_MODELS_DIR
+    from reputation_pipeline.scoring.train import train
+
+    out = Path(args.out) if args.out else DEFAULT_MODELS_DIR
+    train(out, data_dir=args.data, cache_dir=args.cache_dir, hidden=args.hidden, epochs=args.epochs,
+          seed=args.seed, threads=args.threads, log=lambda m: print(m, flush=True))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from reputation_pipeline.scoring.evaluate import evaluate
+
+    torch.set_num_threads(args.threads)
+    name, value, info = evaluate(args.task, args.texts, args.labels, args.model, quantize=not args.no_quantize)
+    print(f"task={args.task} model={args.model} quantized={not args.no_quantize} n={info['n']} seconds={info['seconds']}")
+    print(f"{name}={value:.3f}")
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add ``models train`` and ``models eval`` to an argparse subparsers object.
+    Each leaf parser sets ``func`` (call ``args.func(args)``; returns an exit code)."""
+    from reputation_pipeline.scoring.train import SEED
+
+    models = subparsers.add_parser("models", help="train / evaluate the scoring models")
+    sub = models.add_subparsers(dest="models_command", required=True)
+    t = sub.add_parser("train", help="train the default heads (frozen MiniLM encoder) into default_models/")
+    t.add_argument("--out", help="output folder (default: the package's default_models/)")
+    t.add_argument("--data", help="labeled data folder (default: ../shared/data or $REPUTATION_SCORING_DATA)")
+    t.add_argument("--cache-dir", help="encoder feature cache (default ~/.cache/reputation_pipeline/features)")
+    t.add_argument("--hidden", type=int, default=128)
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--seed", type=int, default=SEED)
+    t.add_argument("--threads", type=int, default=2)
+    t.set_defaults(func=_train)
+    e = sub.add_parser("eval", help="print a task's metric on TweetEval-format files")
+    e.add_argument("--task", required=True, choices=["sentiment", "offensive", "hate"])
+    e.add_argument("--texts", required=True, type=Path)
+    e.add_argument("--labels", required=True, type=Path)
+    e.add_argument("--model", default="default", help="'default', a heads bundle, a local model path or hub id")
+    e.add_argument("--no-quantize", action="store_true", help="fp32 encoder (the unoptimized model)")
+    e.add_argument("--threads", type=int, default=2)
+    e.set_defaults(func=_eval)
+
+
+def main(argv: list[str] | None = None) -> int:  # python -m reputation_pipeline.scoring.cli models ...
+    parser = argparse.ArgumentParser(prog="reputation-pipeline")
+    register_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
