@@ -3,10 +3,11 @@ partitioned multi-asset whose sources map onto the upstream ``raw_posts`` and
 ``post_scores`` assets, so dbt lineage joins the Dagster graph; dbt tests
 become asset checks. A backfill of a range is one dbt invocation
 (``BackfillPolicy.single_run``) over [min_date, max_date)."""
-from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,23 @@ from reputation_pipeline.resources import LakeResource
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
+
+def dbt_executable() -> str:
+    """dbt from PATH, else the one installed beside this interpreter (a venv used
+    without activation, e.g. `.venv/bin/python -m pytest`)."""
+    found = shutil.which("dbt")
+    if found:
+        return found
+    sibling = Path(sys.executable).parent / "dbt"
+    if sibling.exists():
+        # dagster-dbt's project preparer looks dbt up on PATH
+        os.environ["PATH"] = f"{sibling.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        return str(sibling)
+    return "dbt"
+
+
+DBT_EXECUTABLE = dbt_executable()
+
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="dev")
 # `dagster dev` re-parses on every load; elsewhere (a fresh clone, tests, a deployed
 # code server without `dagster-dbt project prepare-and-package`) parse once when
@@ -31,7 +49,15 @@ if not dbt_project.manifest_path.exists():
 
 class ReputationDbtTranslator(DagsterDbtTranslator):
     """Groups by dbt folder (staging / intermediate / marts / seeds); source asset
-    keys come from ``meta.dagster.asset_key`` in models/staging/_sources.yml."""
+    keys come from ``meta.dagster.asset_key`` in models/staging/_sources.yml;
+    models and seeds are keyed by their bare name (``fct_brand_risk_window``), the
+    dbt schema being a storage detail."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        meta_key = ((dbt_resource_props.get("meta") or {}).get("dagster") or {}).get("asset_key")
+        if dbt_resource_props.get("resource_type") in ("model", "seed", "snapshot") and not meta_key:
+            return dg.AssetKey([dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props.get("resource_type") == "seed":
@@ -65,4 +91,5 @@ def reputation_dbt_assets(
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, profiles_dir=os.fspath(DBT_PROJECT_DIR), target="dev")
+    return DbtCliResource(project_dir=dbt_project, profiles_dir=os.fspath(DBT_PROJECT_DIR), target="dev",
+                          dbt_executable=DBT_EXECUTABLE)
