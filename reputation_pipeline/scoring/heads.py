@@ -46,7 +46,9 @@ def save_bundle(folder: Path, heads: dict[str, Head], meta: dict) -> None:
     tensors = {}
     for task, head in heads.items():
         for k, v in head.state_dict().items():
-            tensors[f"{task}.{k}"] = v.detach().to(torch.float32).contiguous().clone()
+            # weights in float16 (half the size to commit), standardization stats in float32
+            dtype = torch.float16 if k.startswith("net.") else torch.float32
+            tensors[f"{task}.{k}"] = v.detach().to(dtype).contiguous().clone()
     save_file(tensors, str(folder / HEADS_FILE))
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
@@ -62,7 +64,7 @@ def load_bundle(folder: str | Path) -> tuple[dict, dict[str, Head]]:
     heads: dict[str, Head] = {}
     for task, spec in meta["tasks"].items():
         head = Head(spec["in_dim"], len(spec["labels"]), spec.get("hidden", 0))
-        state = {k[len(task) + 1 :]: v for k, v in tensors.items() if k.startswith(task + ".")}
+        state = {k[len(task) + 1 :]: v.float() for k, v in tensors.items() if k.startswith(task + ".")}
         head.load_state_dict(state)
         head.eval()
         heads[task] = head

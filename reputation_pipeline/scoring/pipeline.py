@@ -77,19 +77,22 @@ def latest_per_post(table: pa.Table) -> pa.Table:
     return table.take(pa.array(keep, type=pa.int64()))
 
 
-def score_table(scorer: Scorer, raw: pa.Table, platform: str, source_key: str,
+def score_table(scorer: Scorer, raw: pa.Table, platform: str | list[str], source_key: str | list[str],
                 scored_at: datetime | None = None, stats: dict | None = None) -> pa.Table:
-    """Score rows of a raw posts table (already one row per post_id)."""
+    """Score rows of a raw posts table (already one row per post_id) as one
+    batch; ``platform``/``source_key`` are per table or per row."""
     n = raw.num_rows
+    platforms = list(platform) if isinstance(platform, list) else [platform] * n
+    sources = list(source_key) if isinstance(source_key, list) else [source_key] * n
     texts = raw.column("text").to_pylist() if n else []
     langs = raw.column("language").to_pylist() if "language" in raw.column_names and n else [None] * n
-    res = scorer.score(texts, [platform] * n, langs)
+    res = scorer.score(texts, platforms, langs)
     if stats is not None:
         stats["texts_scored"] = stats.get("texts_scored", 0) + res.unique_scored
     scored_at = scored_at or datetime.now(timezone.utc)
     cols: dict[str, object] = {
         "post_id": raw.column("post_id").to_pylist() if n else [],
-        "platform": [platform] * n,
+        "platform": platforms,
         "event_time": raw.column("event_time").to_pylist() if "event_time" in raw.column_names and n else [None] * n,
         "language": langs,
         "content_hash": res.content_hash,
@@ -119,7 +122,7 @@ def score_table(scorer: Scorer, raw: pa.Table, platform: str, source_key: str,
     cols["model_version"] = [scorer.model_version] * n
     cols["scored_at"] = [scored_at] * n
     cols["unscored_reason"] = res.unscored_reason
-    cols["source_file"] = [source_key] * n
+    cols["source_file"] = sources
     return pa.table(cols, schema=SCORES)
 
 
@@ -142,7 +145,11 @@ def scored_post_ids(store, prefix: str, keys: Iterable[str]) -> set[str]:
     return ids
 
 
-def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable[str], log=None) -> PartitionResult:
+def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable[str], log=None,
+                    max_batch_rows: int = 50_000) -> PartitionResult:
+    """Score every not-yet-scored input file of the partition. New files are
+    scored together (identical texts across files go through the models once)
+    and written one output file per input file."""
     t0 = time.time()
     version = scorer.model_version
     out_prefix = scores_prefix(version, dt, hh)
@@ -150,6 +157,7 @@ def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable
     done = set(existing)
     seen = scored_post_ids(store, out_prefix, existing)
     result = PartitionResult(version)
+    pending: list[tuple[str, str, str, pa.Table]] = []  # (platform, raw key, output key, rows)
     for platform in platforms:
         for key in store.list(raw_prefix(platform, dt, hh)):
             if not key.endswith(".parquet"):
@@ -160,20 +168,37 @@ def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable
                 result.skipped_inputs += 1
                 continue
             raw = latest_per_post(read_parquet(store, key))
-            if seen:
-                mask = pa.array([pid not in seen for pid in raw.column("post_id").to_pylist()], type=pa.bool_())
-                raw = raw.filter(mask)
-            stats: dict = {}
-            table = score_table(scorer, raw, platform, key, stats=stats)
-            result.texts_scored += stats.get("texts_scored", 0)
+            mask = pa.array([pid not in seen for pid in raw.column("post_id").to_pylist()], type=pa.bool_())
+            raw = raw.filter(mask)
+            seen.update(raw.column("post_id").to_pylist())
+            pending.append((platform, key, out, raw.select([c for c in ("post_id", "text", "language", "event_time")
+                                                            if c in raw.column_names])))
+    # batches of whole files, up to max_batch_rows rows each
+    batches: list[list[tuple[str, str, str, pa.Table]]] = []
+    rows = 0
+    for item in pending:
+        if not batches or rows + item[3].num_rows > max_batch_rows:
+            batches.append([])
+            rows = 0
+        batches[-1].append(item)
+        rows += item[3].num_rows
+    for batch in batches:
+        plats = [p for p, _k, _o, t in batch for _ in range(t.num_rows)]
+        srcs = [k for _p, k, _o, t in batch for _ in range(t.num_rows)]
+        merged = pa.concat_tables([t for *_x, t in batch], promote_options="permissive")
+        stats: dict = {}
+        scored = score_table(scorer, merged, plats, srcs, stats=stats)
+        result.texts_scored += stats.get("texts_scored", 0)
+        offset = 0
+        for _platform, key, out, t in batch:
+            table = scored.slice(offset, t.num_rows)
+            offset += t.num_rows
             if write_parquet(store, out, table):
                 result.written.append(out)
                 result.rows_written += table.num_rows
                 result.unscored_rows += sum(r is not None for r in table.column("unscored_reason").to_pylist())
             else:
                 result.skipped_inputs += 1  # another run wrote it first
-            seen.update(table.column("post_id").to_pylist())
-            done.add(out)
             if log:
                 log(f"scored {key} -> {out}: {table.num_rows} rows")
     result.seconds = round(time.time() - t0, 3)

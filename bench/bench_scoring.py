@@ -1,0 +1,119 @@
+"""Scoring throughput benchmark (a benchmark, not a timed test).
+
+    .venv/bin/python bench/bench_scoring.py [--n 400] [--repost-rate 0.2] [--threads 2] [--metrics]
+
+Texts: a seeded sample of the TweetEval validation texts of the three tasks
+(sentiment, offensive, hate), normalized like production posts. Two streams
+are measured on the same texts in the same run:
+
+- ``unique``: every text distinct;
+- ``reposts``: the same texts where a share ``--repost-rate`` of the posts are
+  reposts of an earlier post (identical text after normalization), as in a
+  social stream.
+
+Paths (same model weights, the committed default bundle):
+- ``naive``: a loop over posts, batch 1, no sorting, fp32 encoder, one encoder
+  pass per analysis (what three separate per-analysis models would do);
+- ``naive-shared``: as naive, but one encoder pass feeds the three heads;
+- ``default``: the production path (``Scorer``): reposts scored once (content
+  hash), length-bucketed batches, one encoder pass for all heads, int8
+  dynamic quantization, torch threads = --threads.
+
+``--metrics`` also scores the full validation splits with the default path and
+with the unoptimized model (fp32, no bucketing) and prints both metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reputation_pipeline.scoring.data import TASKS, _clean_tweeteval, default_data_dir, read_tweeteval  # noqa: E402
+from reputation_pipeline.scoring.encoder import pool  # noqa: E402
+from reputation_pipeline.scoring.metrics import task_metric  # noqa: E402
+from reputation_pipeline.scoring.models import (  # noqa: E402
+    DEFAULT_REF, HeadsBackend, InferenceOptions, ModelConfig, Scorer, get_backend,
+)
+from reputation_pipeline.scoring.normalize import model_input, normalize_text  # noqa: E402
+
+
+def val_texts(task: str) -> tuple[list[str], list[int]]:
+    d = default_data_dir() / "tweeteval" / task
+    t, y = read_tweeteval(d / "val_text.txt", d / "val_labels.txt")
+    return [_clean_tweeteval(task, x) for x in t], y
+
+
+def naive_scores(be: HeadsBackend, texts: list[str], shared: bool) -> dict[str, np.ndarray]:
+    """Batch 1, arrival order, fp32; one encoder pass per analysis unless shared."""
+    out: dict[str, list] = {t: [] for t in TASKS}
+    with torch.inference_mode():
+        for text in texts:
+            x = model_input(normalize_text(text), be.emoji)
+            passes = [list(TASKS)] if shared else [[t] for t in TASKS]
+            for tasks in passes:
+                enc = be.tokenizer(x, truncation=True, max_length=128, return_tensors="pt")
+                res = be.model(**enc, output_hidden_states=True)
+                feats = pool(res.hidden_states, enc["attention_mask"], be.features)
+                for t in tasks:
+                    out[t].append(torch.softmax(be.heads[t](feats), -1)[0].numpy())
+    return {t: np.stack(v) for t, v in out.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=400, help="posts per stream")
+    ap.add_argument("--repost-rate", type=float, default=0.2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--metrics", action="store_true", help="also compare validation metrics (slower)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    pool_texts = sorted({t for task in TASKS for t in val_texts(task)[0]})
+    unique = rng.sample(pool_texts, args.n)
+    reposts = list(unique)
+    for i in range(len(reposts)):
+        if i > 0 and rng.random() < args.repost_rate:
+            reposts[i] = reposts[rng.randrange(i)]
+    naive_be = HeadsBackend(DEFAULT_REF, InferenceOptions(quantize=False, bucketing=False))
+    default = Scorer(ModelConfig())
+    default.score(unique[:32])  # warm-up
+    naive_scores(naive_be, unique[:4], shared=False)
+    print(f"model_version={default.model_version} threads={torch.get_num_threads()} n={args.n} "
+          f"repost_rate={args.repost_rate} distinct_in_reposts_stream={len(set(reposts))}")
+    rows = []
+    for name, texts in (("unique", unique), ("reposts", reposts)):
+        t0 = time.perf_counter()
+        naive_scores(naive_be, texts, shared=False)
+        t_naive = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        naive_scores(naive_be, texts, shared=True)
+        t_shared = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        default.score(texts)
+        t_def = time.perf_counter() - t0
+        n = len(texts)
+        rows.append((name, n / t_naive, n / t_shared, n / t_def))
+    print(f"{'stream':8s} {'naive posts/s':>14s} {'naive-shared':>13s} {'default':>9s} {'speedup':>8s} {'vs shared':>9s}")
+    for name, a, b, c in rows:
+        print(f"{name:8s} {a:14.1f} {b:13.1f} {c:9.1f} {c / a:7.2f}x {c / b:8.2f}x")
+    if args.metrics:
+        fp32 = Scorer(ModelConfig(options=InferenceOptions(quantize=False, bucketing=False)))
+        print(f"{'task':10s} {'metric':13s} {'default':>8s} {'unoptimized':>12s} {'diff':>7s}")
+        for task in TASKS:
+            texts, labels = val_texts(task)
+            m_def = task_metric(task, labels, default.score(texts).probs[task].argmax(-1))
+            m_ref = task_metric(task, labels, fp32.score(texts).probs[task].argmax(-1))
+            print(f"{task:10s} {m_def[0]:13s} {m_def[1]:8.4f} {m_ref[1]:12.4f} {100 * (m_def[1] - m_ref[1]):+6.2f}pt")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
