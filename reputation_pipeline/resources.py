@@ -26,20 +26,24 @@ class LakeResource(dg.ConfigurableResource):
     """
 
     uri: str = DEFAULT_LAKE
-    s3: S3Resource = S3Resource()
+    s3: S3Resource | None = None  # None: dagster-aws defaults from the AWS_* environment
 
     def open(self) -> LakeStore:
         if self.uri.startswith("s3://"):
-            return open_lake(self.uri, self.s3.get_client())
+            s3 = self.s3 or _s3_from_env()
+            return open_lake(self.uri, s3.get_client())
         return open_lake(self.uri)
 
 
-def default_lake_resource() -> LakeResource:
+def _s3_from_env() -> S3Resource:
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    return LakeResource(
-        uri=dg.EnvVar("REPUTATION_LAKE").get_value(DEFAULT_LAKE) or DEFAULT_LAKE,
-        s3=S3Resource(endpoint_url=endpoint) if endpoint else S3Resource(),
-    )
+    return S3Resource(endpoint_url=endpoint) if endpoint else S3Resource()
+
+
+def default_lake_resource() -> LakeResource:
+    if os.environ.get("REPUTATION_LAKE"):
+        return LakeResource(uri=dg.EnvVar("REPUTATION_LAKE"))
+    return LakeResource(uri=DEFAULT_LAKE)
 
 
 def platforms_from_env() -> frozenset[str]:

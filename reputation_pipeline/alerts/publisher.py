@@ -3,6 +3,7 @@ value = JSON, header ``alert_id``) with an idempotent producer, and read the top
 back to find alerts that a crashed run had already published."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -76,8 +77,8 @@ class AlertPublisherResource(dg.ConfigurableResource):
         delivered: list[Delivered] = []
         errors: list[str] = []
 
-        def on_delivery(err, msg):
-            aid = dict(msg.headers() or []).get("alert_id", b"").decode()
+        def on_delivery(aid, err, msg):
+            # headers are not carried on delivery reports: the id is bound per message
             if err is not None:
                 errors.append(f"{aid}: {err}")
             else:
@@ -86,7 +87,7 @@ class AlertPublisherResource(dg.ConfigurableResource):
         for aid, brand, payload in messages:
             producer.produce(self.topic, key=brand.encode(), value=payload.encode(),
                              headers=[("alert_id", aid.encode()), ("content-type", b"application/json")],
-                             on_delivery=on_delivery)
+                             on_delivery=functools.partial(on_delivery, aid))
             producer.poll(0)
         remaining = producer.flush(self.flush_timeout_s)
         if remaining or errors:

@@ -52,7 +52,7 @@ def post_scores(context: dg.AssetExecutionContext, lake: LakeResource,
 def _partition_table(context, lake: LakeResource, scoring_models: ScoringModelsResource,
                      key: str | None = None) -> tuple[pa.Table, str]:
     dt, hh = split_partition_key(key or context.partition_key)
-    version = scoring_models.get_scorer().model_version
+    version = scoring_models.model_version()
     return read_partition_scores(lake.open(), version, dt, hh), version
 
 

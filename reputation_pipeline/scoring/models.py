@@ -68,6 +68,7 @@ class HeadsBackend:
         self.emoji = self.meta.get("emoji", "keep")
         self.languages = tuple(self.meta.get("languages", ["en"]))
         self.version = self.meta["model_version"]
+        self.max_length = int(self.meta.get("max_length", options.max_length))
 
     def labels(self, task: str) -> tuple[str, ...]:
         return tuple(self.meta["tasks"][task]["labels"])
@@ -78,7 +79,7 @@ class HeadsBackend:
     def predict(self, texts: Sequence[str], tasks: Sequence[str]) -> dict[str, np.ndarray]:
         o = self.options
         inputs = [model_input(t, self.emoji) for t in texts]
-        feats = encode(self.tokenizer, self.model, inputs, self.features, max_length=o.max_length,
+        feats = encode(self.tokenizer, self.model, inputs, self.features, max_length=self.max_length,
                        max_batch=o.max_batch, token_budget=o.token_budget, bucketing=o.bucketing)
         x = torch.from_numpy(feats)
         out = {}
@@ -122,8 +123,7 @@ class SeqClsBackend:
         self.options = options
         self.order = _canonical_order(task, {int(k): v for k, v in model.config.id2label.items()})
         self.languages = ("en",)
-        commit = getattr(model.config, "_commit_hash", None) or ""
-        self.version = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{Path(str(ref)).name}-{commit[:8]}").strip("-")
+        self.version = ref_version(ref)
 
     def labels(self, task: str) -> tuple[str, ...]:
         return LABELS[task]
@@ -208,14 +208,7 @@ class Scorer:
         self.model_version = self._version()
 
     def _version(self) -> str:
-        refs = {t: self.config.ref_for(t, None) for t in self.tasks}
-        backends = {t: get_backend(r, t, self.config.options) for t, r in refs.items()}
-        versions = {b.version for b in backends.values()}
-        if len(versions) == 1 and not self.config.per_platform:
-            return versions.pop()
-        blob = json.dumps({"models": {t: b.version for t, b in backends.items()},
-                           "per_platform": self.config.per_platform}, sort_keys=True)
-        return "mix-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return config_version(self.config)
 
     def score(self, texts: Sequence[str | None], platforms: Sequence[str | None] | None = None,
               languages: Sequence[str | None] | None = None) -> ScoreResult:
@@ -263,6 +256,34 @@ class Scorer:
                 for j, h in enumerate(uniq):
                     probs[task][todo[h]] = p[j]
         return ScoreResult(hashes, probs, labels, reasons, unique_scored)
+
+
+def ref_version(ref: str) -> str:
+    """A model's version without loading its weights: a heads bundle's
+    ``model_version``; for other models, folder/hub name plus the hub commit
+    (or a hash of the config) -- path-safe."""
+    path = resolve_ref(ref)
+    if is_heads_bundle(path):
+        return json.loads((Path(path) / "heads.json").read_text())["model_version"]
+    from transformers import AutoConfig
+
+    p = resolve_model_ref(path)
+    cfg = AutoConfig.from_pretrained(p, local_files_only=local_only(p))
+    commit = getattr(cfg, "_commit_hash", None) or hashlib.sha256(cfg.to_json_string().encode()).hexdigest()
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{Path(str(ref)).name}-{commit[:8]}").strip("-")
+
+
+def config_version(config: "ModelConfig") -> str:
+    """The model version of a whole configuration: the bundle's version when one
+    bundle serves everything, else ``mix-<hash>`` over every analysis' model and
+    the per-platform mapping. Cheap (reads metadata only)."""
+    tasks = [t for t in TASKS if t in config.models]
+    versions = {t: ref_version(config.ref_for(t, None)) for t in tasks}
+    if len(set(versions.values())) == 1 and not config.per_platform:
+        return next(iter(versions.values()))
+    per_platform = {p: {t: ref_version(r) for t, r in m.items()} for p, m in config.per_platform.items()}
+    blob = json.dumps({"models": versions, "per_platform": per_platform}, sort_keys=True)
+    return "mix-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 _SCORERS: dict[str, Scorer] = {}

@@ -16,7 +16,9 @@ import os
 import dagster as dg
 import torch
 
-from reputation_pipeline.scoring.models import DEFAULT_REF, InferenceOptions, ModelConfig, Scorer, get_scorer
+from reputation_pipeline.scoring.models import (
+    DEFAULT_REF, InferenceOptions, ModelConfig, Scorer, config_version, get_scorer,
+)
 
 
 class ScoringModelsResource(dg.ConfigurableResource):
@@ -41,6 +43,10 @@ class ScoringModelsResource(dg.ConfigurableResource):
             options=InferenceOptions(quantize=self.quantize, max_batch=self.max_batch,
                                      token_budget=self.token_budget, max_length=self.max_length),
         )
+
+    def model_version(self) -> str:
+        """The version scores are written under, without loading the models."""
+        return config_version(self.build_model_config())
 
     def get_scorer(self) -> Scorer:
         if self.num_threads > 0:
