@@ -41,7 +41,13 @@ def _cmd_ingest(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+PLUGINS = {
+    "models": "reputation_pipeline.scoring.cli",
+    "alerts": "reputation_pipeline.alerts.cli",
+}
+
+
+def build_parser(cmd: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reputation-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -66,18 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-records", type=int, default=50_000, help="records per partition per plan (bounds memory)")
     p.set_defaults(func=_cmd_ingest)
 
-    for module in ("reputation_pipeline.scoring", "reputation_pipeline.alerts", "reputation_pipeline.pipeline"):
-        try:
-            mod = __import__(module, fromlist=["register_cli"])
-        except ImportError:
-            continue
-        if hasattr(mod, "register_cli"):
-            mod.register_cli(sub)
+    # Stage CLIs are imported only for their own command: `ingest` must not pay
+    # for importing PyTorch (memory is a budget there).
+    wanted = [cmd] if cmd in PLUGINS else list(PLUGINS) if cmd is None else []
+    for name in wanted:
+        module = __import__(PLUGINS[name], fromlist=["register_cli"])
+        module.register_cli(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    cmd = argv[0] if argv and not argv[0].startswith("-") else None
+    args = build_parser(cmd).parse_args(argv)
     return int(args.func(args) or 0)
 
 

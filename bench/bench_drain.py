@@ -1,0 +1,96 @@
+"""Drain benchmark: posts/s drained to Parquet vs raw confluent-kafka consume
+of the same topic in the same run, and the drain's peak memory.
+
+    .venv/bin/python bench/bench_drain.py --posts 200000            # throughput
+    .venv/bin/python bench/bench_drain.py --posts 1000000 --memory  # + peak RSS
+
+Uses the running local stack (`reputation-pipeline stack up`; started here if
+it is not running). Prints one JSON line of figures at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
+
+from reputation_pipeline.ingest.kafka_client import KafkaSettings, topic_for
+from reputation_pipeline.ingest.produce import produce
+from reputation_pipeline.stack import local
+
+
+def raw_consume(settings: KafkaSettings, topic: str, expected: int) -> float:
+    """Baseline: the fastest plain consume loop over the same messages (no decoding)."""
+    c = Consumer({**settings.client_config(), "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+                  "enable.auto.commit": False, "enable.partition.eof": False,
+                  "fetch.max.bytes": 16 * 1024 * 1024, "queued.max.messages.kbytes": 65536})
+    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    seen, nbytes = 0, 0
+    started = time.perf_counter()
+    while seen < expected:
+        for m in c.consume(num_messages=10_000, timeout=1.0):
+            if m.error() is None:
+                seen += 1
+                nbytes += len(m.value())
+    elapsed = time.perf_counter() - started
+    c.close()
+    return seen / elapsed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--posts", type=int, default=200_000)
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--max-records", type=int, default=50_000, help="records per partition per plan")
+    ap.add_argument("--memory", action="store_true", help="report peak RSS of the drain process")
+    args = ap.parse_args()
+
+    cfg = local.StackConfig.from_env()
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        local.up(cfg)
+        os.environ.update(local.env_vars(cfg))
+    settings = KafkaSettings.from_env()
+    platform = f"bench{uuid.uuid4().hex[:8]}"
+    topic = topic_for(platform)
+    t0 = time.perf_counter()
+    produce(settings, platform, args.posts, partitions=args.partitions, progress=False)
+    produce_s = time.perf_counter() - t0
+
+    consume_rate = raw_consume(settings, topic, args.posts)
+
+    with tempfile.TemporaryDirectory() as lake:
+        env = {**os.environ, "REPUTATION_LAKE": lake, "REPUTATION_PLATFORMS": platform}
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "reputation_pipeline.cli", "ingest", "--until-drained",
+                               "--max-records", str(args.max_records)], env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return 1
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert summary["rows"] == args.posts, summary
+    drain_rate = args.posts / summary["seconds"]
+    result = {
+        "posts": args.posts, "partitions": args.partitions, "max_records_per_plan": args.max_records,
+        "produce_s": round(produce_s, 1),
+        "raw_consume_posts_per_s": round(consume_rate),
+        "drain_posts_per_s": round(drain_rate),
+        "drain_wall_s_incl_startup": round(wall, 1),
+        "ratio_drain_over_consume": round(drain_rate / consume_rate, 3),
+        "drain_peak_rss_mb": round(peak_mb) if args.memory else None,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the test suite against real services: starts a private local stack
+# (Apache Kafka in KRaft mode + the moto S3 endpoint) on test ports, runs
+# pytest, and always stops the stack. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export REPUTATION_STACK_DIR=${REPUTATION_TEST_STACK_DIR:-$(mktemp -d /tmp/reputation-test-stack.XXXXXX)}
+export REPUTATION_KAFKA_PORT=${REPUTATION_TEST_KAFKA_PORT:-39092}
+export REPUTATION_S3_PORT=${REPUTATION_TEST_S3_PORT:-39000}
+cleanup() { .venv/bin/reputation-pipeline stack down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+.venv/bin/reputation-pipeline stack up >/dev/null
+eval "$(.venv/bin/reputation-pipeline stack env)"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
