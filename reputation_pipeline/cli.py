@@ -47,6 +47,24 @@ PLUGINS = {
 }
 
 
+def _cmd_run(args) -> int:
+    from reputation_pipeline.pipeline.driver import run_until_idle
+    from reputation_pipeline.pipeline.instance import get_instance
+
+    instance = get_instance()
+    from reputation_pipeline.definitions import defs
+
+    totals = run_until_idle(defs, instance, log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(totals))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from reputation_pipeline.pipeline.demo import run_demo
+
+    return run_demo(args.calm_posts, args.crisis_posts)
+
+
 def build_parser(cmd: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reputation-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +89,15 @@ def build_parser(cmd: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--until-drained", action="store_true", required=True)
     p.add_argument("--max-records", type=int, default=50_000, help="records per partition per plan (bounds memory)")
     p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("run", help="drive the whole chain headless (sensor, ingest, scoring, dbt, alerts)")
+    p.add_argument("--until-idle", action="store_true", required=True)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("demo", help="start the local stack, stream posts with a crisis, run the pipeline, show alerts")
+    p.add_argument("--calm-posts", type=int, default=800, help="posts per platform before the crisis")
+    p.add_argument("--crisis-posts", type=int, default=800, help="posts per platform during the crisis")
+    p.set_defaults(func=_cmd_demo)
 
     # Stage CLIs are imported only for their own command: `ingest` must not pay
     # for importing PyTorch (memory is a budget there).

@@ -78,6 +78,16 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def reachable(bootstrap: str) -> bool:
+    """Whether the first broker of a bootstrap list accepts TCP connections."""
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
