@@ -13,18 +13,20 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections import defaultdict
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from reputation_pipeline.ingest import fastpath
 from reputation_pipeline.ingest.kafka_client import platform_of
 from reputation_pipeline.ingest.plans import Commit, Plan, PlanLog
-from reputation_pipeline.ingest.validate import Limits, Rejection, validate_post
-from reputation_pipeline.lake.schemas import QUARANTINE, RAW_POSTS
+from reputation_pipeline.ingest.validate import Limits
+from reputation_pipeline.lake.schemas import QUARANTINE
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.partitions import hour_partition_key
 
@@ -43,7 +45,8 @@ class DrainStalledError(RuntimeError):
 
 @dataclass
 class DrainSettings:
-    consume_batch: int = 10_000
+    consume_batch: int = 10_000  # messages per consume call, converted together
+    batches_in_flight: int = 2  # converted batches the consumer may run ahead of
     stall_timeout_s: float = 120.0
     compression: str = "zstd"
     row_group_size: int = 50_000
@@ -59,10 +62,10 @@ def quarantine_key(plan: Plan) -> str:
     return f"quarantine/topic={plan.topic}/p={plan.partition}/{plan.topic}-p{plan.partition}-{plan.start:020d}-{plan.end:020d}.parquet"
 
 
-def _parquet_bytes(rows: list[dict], schema: pa.Schema, settings: DrainSettings) -> bytes:
-    table = pa.Table.from_pylist(rows, schema=schema)
+def _parquet_bytes(table: pa.Table, settings: DrainSettings) -> bytes:
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression=settings.compression, row_group_size=settings.row_group_size)
+    # one chunk per column: page boundaries (so the bytes) then do not depend on consume batching
+    pq.write_table(table.combine_chunks(), buf, compression=settings.compression, row_group_size=settings.row_group_size)
     return buf.getvalue()
 
 
@@ -80,14 +83,15 @@ def make_consumer(client_config: dict) -> Consumer:
     })
 
 
-def read_range(consumer: Consumer, plan: Plan, settings: DrainSettings, log_start: int):
-    """Yield messages with ``start <= offset < end``, tolerating offset gaps."""
+def read_range(consumer: Consumer, plan: Plan, settings: DrainSettings, log_start: int) -> Iterator[list[Message]]:
+    """Yield batches of messages with ``start <= offset < end``, tolerating offset gaps."""
     tp = TopicPartition(plan.topic, plan.partition, plan.start)
     consumer.assign([tp])
     position, last_progress = plan.start, time.monotonic()
     while position < plan.end:
         msgs = consumer.consume(num_messages=min(settings.consume_batch, plan.end - position), timeout=1.0)
         progressed = False
+        batch = []
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -103,7 +107,9 @@ def read_range(consumer: Consumer, plan: Plan, settings: DrainSettings, log_star
                 position = plan.end
                 break
             position, progressed = offset + 1, True
-            yield msg
+            batch.append(msg)
+        if batch:
+            yield batch
         if not progressed and position < plan.end:
             # transaction markers or compaction leave gaps: trust the fetch position
             pos = consumer.position([TopicPartition(plan.topic, plan.partition)])[0].offset
@@ -115,6 +121,26 @@ def read_range(consumer: Consumer, plan: Plan, settings: DrainSettings, log_star
             last_progress = time.monotonic()
         elif time.monotonic() - last_progress > settings.stall_timeout_s:
             raise DrainStalledError(f"{plan.plan_id}: no progress at offset {position} for {settings.stall_timeout_s:.0f}s")
+
+
+def _convert_batch(batch: list[Message], ctx: fastpath.Context) -> fastpath.ChunkResult:
+    return fastpath.convert([m.value() for m in batch], [m.offset() for m in batch],
+                            [m.timestamp()[1] for m in batch], [m.key() for m in batch], ctx)
+
+
+def _convert_range(consumer: Consumer, plan: Plan, settings: DrainSettings, log_start: int,
+                   ctx: fastpath.Context) -> tuple[list[fastpath.ChunkResult], int]:
+    """Convert the plan's messages, one batch in a worker thread while the next is consumed
+    (Arrow releases the GIL). Returns the results in offset order and the last offset read."""
+    results, pending, last_offset = [], deque(), plan.start - 1
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-convert") as pool:
+        for batch in read_range(consumer, plan, settings, log_start):
+            last_offset = batch[-1].offset()
+            pending.append(pool.submit(_convert_batch, batch, ctx))
+            while len(pending) > settings.batches_in_flight:  # bounds the raw bytes held
+                results.append(pending.popleft().result())
+        results.extend(f.result() for f in pending)
+    return results, last_offset
 
 
 def execute_plan(
@@ -139,37 +165,20 @@ def execute_plan(
             f"(log start offset {low}); gap recorded under _ingest/gaps/. Refusing to skip silently.")
 
     platform = platform_of(plan.topic)
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    quarantined: list[dict] = []
-    last_offset = plan.start - 1
-    for msg in read_range(consumer, plan, settings, low):
-        offset, (_ts_type, ts_ms) = msg.offset(), msg.timestamp()
-        last_offset = offset
-        value = msg.value()
-        result = validate_post(value, topic_platform=platform, known_platforms=platforms,
-                               kafka_timestamp_ms=ts_ms, limits=limits)
-        kafka_ts = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
-        if isinstance(result, Rejection):
-            quarantined.append({"reason": result.reason, "detail": result.detail, "topic": plan.topic,
-                                "partition": plan.partition, "offset": offset, "kafka_timestamp": kafka_ts,
-                                "key": msg.key(), "raw": value})
-            continue
-        result.update(kafka_topic=plan.topic, kafka_partition=plan.partition, kafka_offset=offset,
-                      kafka_timestamp=kafka_ts)
-        et = result["event_time"]
-        groups[(et.strftime("%Y-%m-%d"), et.strftime("%H"))].append(result)
+    ctx = fastpath.Context(plan.topic, plan.partition, platform, frozenset(platforms), limits)
+    results, last_offset = _convert_range(consumer, plan, settings, low, ctx)
+    quarantined = [row for r in results for row in r.quarantine]
 
     files = []
-    for (dt, hour), rows in sorted(groups.items()):
+    for dt, hour, rows in fastpath.split_by_hour([r.posts for r in results]):
         key = raw_file_key(platform, dt, hour, plan)
-        store.put(key, _parquet_bytes(rows, RAW_POSTS, settings))
-        files.append({"key": key, "rows": len(rows), "partition_key": hour_partition_key(dt, hour)})
+        store.put(key, _parquet_bytes(rows, settings))
+        files.append({"key": key, "rows": rows.num_rows, "partition_key": hour_partition_key(dt, hour)})
     qfiles = []
     if quarantined:
         key = quarantine_key(plan)
-        store.put(key, _parquet_bytes(quarantined, QUARANTINE, settings))
+        store.put(key, _parquet_bytes(pa.Table.from_pylist(quarantined, schema=QUARANTINE), settings))
         qfiles.append({"key": key, "rows": len(quarantined)})
-
     commit = Commit(
         topic=plan.topic, partition=plan.partition, start=plan.start, end=plan.end,
         rows=sum(f["rows"] for f in files), quarantined=len(quarantined), files=files,

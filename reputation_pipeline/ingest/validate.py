@@ -20,11 +20,11 @@ MAX_FUTURE_SKEW = timedelta(hours=24)
 
 # Identifiers end up in SQL (as bound data) and in logs; we still hold them to
 # a conservative charset so they can never escape a path or a quoted literal.
-SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
-LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-URI = re.compile(r"^[a-z][a-z0-9+.-]{1,15}://[^\s\x00]{1,2048}$")
-HASHTAG = re.compile(r"#(\w{1,100})")
-MENTION = re.compile(r"@(\w{1,100})")
+# Always applied with fullmatch: re's "$" would also accept a trailing newline.
+# ingest/fastpath.py holds RE2 equivalents of these; change both together.
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
+LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+URI = re.compile(r"[a-z][a-z0-9+.-]{1,15}://[^\s\x00]{1,2048}")
 
 REQUIRED = ("post_id", "platform", "author_id", "text")
 
@@ -89,7 +89,7 @@ def _media(obj: dict) -> list[dict[str, str]]:
     for item in value:
         if not isinstance(item, dict) or not isinstance(item.get("type"), str) or not isinstance(item.get("uri"), str):
             raise _Reject("wrong_type", "each media item must be an object with string 'type' and 'uri'")
-        if not URI.match(item["uri"]):
+        if not URI.fullmatch(item["uri"]):
             raise _Reject("invalid_value", "media uri must be an absolute URI such as s3://bucket/key")
         out.append({"type": item["type"][:32], "uri": item["uri"]})
     return out
@@ -112,7 +112,10 @@ def _timestamp(raw: str, name: str) -> datetime:
         raise _Reject("invalid_timestamp", f"{name!r} is not ISO 8601: {raw[:64]!r}") from None
     if ts.tzinfo is None:
         raise _Reject("invalid_timestamp", f"{name!r} has no UTC offset: {raw[:64]!r}")
-    return ts.astimezone(timezone.utc)
+    try:
+        return ts.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00: a poison message must not crash the drain
+        raise _Reject("invalid_timestamp", f"{name!r} is out of range in UTC: {raw[:64]!r}") from None
 
 
 def validate_post(
@@ -157,7 +160,7 @@ def _validate(value, topic_platform, known_platforms, kafka_timestamp_ms, limits
     post_id = _str(obj, "post_id", required=True, max_len=128)
     author_id = _str(obj, "author_id", required=True, max_len=128)
     for name, ident in (("post_id", post_id), ("author_id", author_id)):
-        if not SAFE_ID.match(ident):
+        if not SAFE_ID.fullmatch(ident):
             raise _Reject("unsafe_value", f"{name!r} has characters outside [A-Za-z0-9_.:@-]: {ident[:64]!r}")
     platform = _str(obj, "platform", required=True, max_len=32)
     if platform not in known_platforms:
@@ -169,15 +172,15 @@ def _validate(value, topic_platform, known_platforms, kafka_timestamp_ms, limits
         raise _Reject("oversized_text", f"text is {len(text)} characters (limit {limits.max_text_chars})")
     handle = _str(obj, "author_handle", max_len=128)
     url = _str(obj, "url")
-    if url is not None and not URI.match(url):
+    if url is not None and not URI.fullmatch(url):
         raise _Reject("invalid_value", "'url' must be an absolute URI")
     language = _str(obj, "language", max_len=32)
-    if language is not None and not LANGUAGE.match(language):
+    if language is not None and not LANGUAGE.fullmatch(language):
         raise _Reject("invalid_value", f"'language' is not a BCP-47 tag: {language[:32]!r}")
     repost_of = _str(obj, "repost_of", max_len=128)
     reply_to = _str(obj, "reply_to", max_len=128)
     for name, ident in (("repost_of", repost_of), ("reply_to", reply_to)):
-        if ident is not None and not SAFE_ID.match(ident):
+        if ident is not None and not SAFE_ID.fullmatch(ident):
             raise _Reject("unsafe_value", f"{name!r} has characters outside [A-Za-z0-9_.:@-]")
 
     metrics = obj.get("metrics") or {}
@@ -196,6 +199,7 @@ def _validate(value, topic_platform, known_platforms, kafka_timestamp_ms, limits
     else:
         created_at, event_time, source = None, kafka_ts, "kafka_timestamp"
 
+    # as provided (null when absent); deriving them from the text is the warehouse's job
     hashtags = _str_list(obj, "hashtags")
     mentions = _str_list(obj, "mentions")
     return {
@@ -207,8 +211,8 @@ def _validate(value, topic_platform, known_platforms, kafka_timestamp_ms, limits
         "created_at": created_at,
         "url": url,
         "language": language,
-        "hashtags": hashtags if hashtags is not None else HASHTAG.findall(text),
-        "mentions": mentions if mentions is not None else MENTION.findall(text),
+        "hashtags": hashtags,
+        "mentions": mentions,
         "media": _media(obj),
         "likes": _count(metrics, "likes"),
         "shares": _count(metrics, "shares"),
