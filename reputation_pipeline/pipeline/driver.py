@@ -65,7 +65,9 @@ def downstream(defs: dg.Definitions, instance: dg.DagsterInstance, partitions: s
     started = time.monotonic()
     scoring = defs.get_job_def("scoring_job")
     for pk in sorted(partitions):
+        t0 = time.monotonic()
         res = scoring.execute_in_process(partition_key=pk, instance=instance)
+        log(f"scored {pk} in {time.monotonic() - t0:.1f}s")
         if not res.success:
             raise RuntimeError(f"scoring failed for partition {pk} (run {res.run_id})")
     scored_s = time.monotonic() - started

@@ -1,6 +1,9 @@
 """Asset jobs over the stages (also launchable and backfillable from the UI)."""
 import dagster as dg
 
+from reputation_pipeline.aggregation import aggregation_assets
+from reputation_pipeline.alerts import alerts_assets
+
 scoring_job = dg.define_asset_job(
     "scoring_job",
     selection=dg.AssetSelection.assets("post_scores"),
@@ -9,8 +12,8 @@ scoring_job = dg.define_asset_job(
 
 aggregation_job = dg.define_asset_job(
     "aggregation_job",
-    # everything downstream of the scores: dbt models (and their tests), published marts, alerts
-    selection=dg.AssetSelection.assets("post_scores").downstream(include_self=False),
+    # dbt models and seeds (and their tests), published marts, alerts
+    selection=dg.AssetSelection.assets(*aggregation_assets, *alerts_assets),
     description="dbt models, published marts and alerts for a range of hour partitions (one dbt invocation).",
 )
 
