@@ -44,6 +44,7 @@ def _cmd_ingest(args) -> int:
 PLUGINS = {
     "models": "reputation_pipeline.scoring.cli",
     "alerts": "reputation_pipeline.alerts.cli",
+    "import": "reputation_pipeline.ingest.importer",
 }
 
 
@@ -103,7 +104,12 @@ def build_parser(cmd: str | None = None) -> argparse.ArgumentParser:
     # for importing PyTorch (memory is a budget there).
     wanted = [cmd] if cmd in PLUGINS else list(PLUGINS) if cmd is None else []
     for name in wanted:
-        module = __import__(PLUGINS[name], fromlist=["register_cli"])
+        try:
+            module = __import__(PLUGINS[name], fromlist=["register_cli"])
+        except ModuleNotFoundError as exc:
+            if exc.name != PLUGINS[name]:
+                raise
+            continue  # that stage is not installed in this build
         module.register_cli(sub)
     return parser
 

@@ -79,7 +79,7 @@ def test_validation_is_deterministic():
 
 def test_synthetic_generator_is_deterministic_and_varied():
     def posts():
-        gen = PostGenerator(SyntheticConfig("twitter", seed=3, run_id="x", crisis_brand="Acme Air", crisis_share=0.5,
+        gen = PostGenerator(SyntheticConfig("twitter", seed=3, run_id="x", crisis_brand="acme", crisis_share=0.5,
                                             now=datetime(2026, 1, 1, tzinfo=timezone.utc)))
         return [gen.post() for _ in range(500)]
 

@@ -11,11 +11,12 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+# Keys are the brand ids of dbt_project/seeds/brands.csv, so synthetic posts
+# mention the brands the default seed monitors.
 BRANDS = {
-    "Acme Air": {"tag": "AcmeAir", "handle": "acmeair"},
-    "Nimbus Phones": {"tag": "NimbusPhones", "handle": "nimbusphones"},
-    "FreshBite": {"tag": "FreshBite", "handle": "freshbite"},
-    "Voltra Motors": {"tag": "Voltra", "handle": "voltramotors"},
+    "acme": {"name": "Acme", "tag": "Acme", "handle": "acme"},
+    "globex": {"name": "Globex", "tag": "Globex", "handle": "globex"},
+    "initech": {"name": "Initech", "tag": "Initech", "handle": "initech"},
 }
 
 POSITIVE = [
@@ -90,8 +91,8 @@ class PostGenerator:
             repost_of = None
             brand = cfg.crisis_brand if crisis else rng.choice(list(BRANDS))
             pool = CRISIS if crisis else rng.choices([POSITIVE, NEUTRAL, NEGATIVE], weights=[4, 4, 2])[0]
-            info = BRANDS.get(brand, {"tag": brand.replace(" ", ""), "handle": brand.replace(" ", "").lower()})
-            text = rng.choice(pool).format(b=brand, tag=info["tag"], handle=info["handle"], thing=rng.choice(THINGS))
+            info = BRANDS.get(brand) or {"name": brand, "tag": brand.replace(" ", ""), "handle": brand.replace(" ", "").lower()}
+            text = rng.choice(pool).format(b=info["name"], tag=info["tag"], handle=info["handle"], thing=rng.choice(THINGS))
             text = f"{text} {rng.choice(EMOJI)}".strip()
         if crisis:
             followers = max(followers, rng.randint(20_000, 2_000_000))

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 
-CRISIS_BRAND = "Acme Air"
+CRISIS_BRAND = "acme"  # a brand id of the default brands seed
 PLATFORMS = ("twitter", "reddit")
 
 
@@ -69,9 +69,10 @@ def run_demo(calm_posts: int = 800, crisis_posts: int = 800) -> int:
             for platform in PLATFORMS:
                 produce(settings, platform, count, crisis_brand=crisis, crisis_share=0.4, progress=False)
             _say(f"produced {count} {phase} posts on each of {', '.join(PLATFORMS)}"
-                 + (f" (crisis for {crisis})" if crisis else ""))
-            totals = run_until_idle(defs, instance, log=_say)
-            _say(f"{phase} phase processed: {totals}")
+                 + (f" (crisis for brand {crisis!r})" if crisis else ""))
+        # one pass over the backlog, as the sensor and automation would on their next ticks
+        totals = run_until_idle(defs, instance, log=_say)
+        _say(f"pipeline idle: {totals}")
         time.sleep(4)  # let the follower print the last alerts
     finally:
         stop.set()
