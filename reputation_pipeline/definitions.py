@@ -9,16 +9,24 @@ from reputation_pipeline.pipeline.jobs import pipeline_jobs
 from reputation_pipeline.resources import default_lake_resource
 from reputation_pipeline.scoring import scoring_assets, scoring_checks, scoring_resources
 
-defs = dg.Definitions(
-    assets=[*ingest_assets, *scoring_assets, *aggregation_assets, *alerts_assets],
-    asset_checks=[*ingest_checks, *scoring_checks, *aggregation_checks, *alerts_checks],
-    jobs=[*ingest_jobs, *pipeline_jobs],
-    sensors=[*ingest_sensors],
-    resources={
-        "kafka": kafka_resource_from_env(),
-        "lake": default_lake_resource(),
-        **scoring_resources,
-        **aggregation_resources,
-        **alerts_resources,
-    },
-)
+
+def build_defs(**resources) -> dg.Definitions:
+    """The definitions, with resources bound from the environment unless given
+    (tests and embedded drivers pass their own lake, brokers and topics)."""
+    return dg.Definitions(
+        assets=[*ingest_assets, *scoring_assets, *aggregation_assets, *alerts_assets],
+        asset_checks=[*ingest_checks, *scoring_checks, *aggregation_checks, *alerts_checks],
+        jobs=[*ingest_jobs, *pipeline_jobs],
+        sensors=[*ingest_sensors],
+        resources={
+            "kafka": kafka_resource_from_env(),
+            "lake": default_lake_resource(),
+            **scoring_resources,
+            **aggregation_resources,
+            **alerts_resources,
+            **resources,
+        },
+    )
+
+
+defs = build_defs()
