@@ -72,20 +72,25 @@ def downstream(defs: dg.Definitions, instance: dg.DagsterInstance, partitions: s
             raise RuntimeError(f"scoring failed for partition {pk} (run {res.run_id})")
     scored_s = time.monotonic() - started
     lo, hi = min(partitions), max(partitions)
-    agg = defs.get_job_def("aggregation_job").execute_in_process(
-        instance=instance, tags={RANGE_START: lo, RANGE_END: hi})
-    if not agg.success:
-        raise RuntimeError(f"aggregation failed for [{lo}, {hi}] (run {agg.run_id})")
-    published = sum(m.metadata["published"].value for m in _materialized(agg, "brand_alerts"))
+    published = aggregate(defs, instance, lo, hi)
     return {"scored_partitions": len(partitions), "scoring_s": round(scored_s, 1), "range": [lo, hi],
             "aggregation_s": round(time.monotonic() - started - scored_s, 1), "alerts_published": published}
+
+
+def aggregate(defs: dg.Definitions, instance: dg.DagsterInstance, first: str, last: str) -> int:
+    """dbt, published marts and alerts over [first, last] in one run; returns alerts published."""
+    agg = defs.get_job_def("aggregation_job").execute_in_process(
+        instance=instance, tags={RANGE_START: first, RANGE_END: last})
+    if not agg.success:
+        raise RuntimeError(f"aggregation failed for [{first}, {last}] (run {agg.run_id})")
+    return sum(m.metadata["published"].value for m in _materialized(agg, "brand_alerts"))
 
 
 def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, max_cycles: int = 100, log=print) -> dict:
     # Headless: flush every backlog at once instead of waiting for a minimum batch size.
     os.environ.setdefault("REPUTATION_INGEST_MIN_RECORDS", "1")
     cursor, totals = None, {"cycles": 0, "ingest_runs": 0, "rows": 0, "quarantined": 0, "partitions": 0,
-                            "alerts_published": 0}
+                            "alerts_published": 0, "ranges": []}
     for _ in range(max_cycles):
         summary, cursor = ingest_cycle(defs, instance, cursor, log)
         if summary.ingest_runs == 0:
@@ -97,6 +102,7 @@ def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, max_cy
         totals["partitions"] += len(summary.partitions)
         down = downstream(defs, instance, summary.partitions, log)
         totals["alerts_published"] += down.get("alerts_published", 0)
+        totals["ranges"].append(down.get("range"))
         log(f"cycle {totals['cycles']}: {summary.rows} posts ({summary.quarantined} quarantined) into "
             f"{len(summary.partitions)} hour partitions in {summary.seconds:.1f}s; {down}")
     return totals
