@@ -22,13 +22,29 @@ def _validate(value: bytes, **kw):
 
 
 def test_good_post_normalizes():
-    post = _good(text="Hello @acme and #AcmeAir fans", hashtags=None, mentions=None)
+    post = _good(text="Hello @acme and #AcmeAir fans", hashtags=["#AcmeAir", "fans"], mentions=["@acme"])
     row = _validate(json.dumps(post).encode())
     assert not isinstance(row, Rejection), row
     assert row["post_id"] == post["post_id"]
-    assert row["hashtags"] == ["AcmeAir"] and row["mentions"] == ["acme"]
+    assert row["hashtags"] == ["AcmeAir", "fans"] and row["mentions"] == ["acme"]  # as provided, less leading #/@
     assert row["event_time_source"] == "created_at"
     assert row["event_time"].tzinfo is not None
+
+
+def test_hashtags_and_mentions_are_not_derived_from_text():
+    # derivation from the text happens in the warehouse; ingest keeps what the message says
+    row = _validate(json.dumps(_good(text="Hello @acme and #AcmeAir fans", hashtags=None)).encode())
+    assert row["hashtags"] is None and row["mentions"] is None
+
+
+@pytest.mark.parametrize("over,reason", [
+    ({"post_id": "abc\n"}, "unsafe_value"),  # re's "$" alone would accept a trailing newline
+    ({"language": "en\n"}, "invalid_value"),
+    ({"created_at": "9999-12-31T23:00:00-05:00"}, "invalid_timestamp"),  # overflows in UTC: rejected, not a crash
+])
+def test_strict_patterns_and_out_of_range_timestamps(over, reason):
+    result = _validate(json.dumps(_good(**over)).encode())
+    assert isinstance(result, Rejection) and result.reason == reason, result
 
 
 def test_missing_created_at_falls_back_to_kafka_timestamp():

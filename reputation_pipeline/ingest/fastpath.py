@@ -13,6 +13,7 @@ depends on which path took it, nor on how messages were batched.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Sequence
@@ -44,14 +45,17 @@ PARSE_SCHEMA = pa.schema([
 ])
 PARSE_OPTIONS = pj.ParseOptions(explicit_schema=PARSE_SCHEMA, unexpected_field_behavior="ignore",
                                 newlines_in_values=False)
-FAST_MAX_BYTES = 1 << 20  # larger messages take the slow path, so any line fits one read block
-READ_OPTIONS = pj.ReadOptions(use_threads=True, block_size=4 * FAST_MAX_BYTES)
+FAST_MAX_BYTES = 1 << 20  # larger messages take the slow path
 
 # orjson refuses nesting deeper than 1024, Arrow does not: a message shorter than
 # this cannot nest that deep, a longer one is counted.
 DEPTH_SAFE_BYTES = 2000
 MAX_OPENERS = 1000
-BISECT_MIN = 8  # a failing block this small goes to the slow path whole
+# A block that fails without naming its line (a conversion error) is split in
+# BISECT_WAYS; one of BISECT_MIN lines or fewer goes to the slow path whole.
+BISECT_WAYS = 16
+BISECT_MIN = 8
+ERROR_ROW = re.compile(r" in row (\d+)$")
 
 # RE2 forms of validate.py's patterns (same meaning, fullmatch).
 SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
@@ -62,9 +66,9 @@ LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 URI = r"^[a-z][a-z0-9+.-]{1,15}://[!-~]+$"
 URI_MAX_CHARS = 2048
 # The one ISO-8601 shape accepted in bulk; fromisoformat's other forms go slow.
-ISO_OFFSET = (r"^(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})"
-              r"T(?P<h>[0-9]{2}):(?P<mi>[0-9]{2}):(?P<s>[0-9]{2})(?:\.(?P<f>[0-9]{1,6}))?"
-              r"(?:Z|(?P<sign>[+-])(?P<oh>[0-9]{2}):(?P<om>[0-9]{2}))$")
+ISO_OFFSET = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+              r"(Z|[+-][0-9]{2}:[0-9]{2})$")
+EPOCH_ISO = "1970-01-01T00:00:00Z"
 COUNT_MAX = 2**62
 US = 1_000_000
 MIN_EVENT_US = int(MIN_EVENT_TIME.timestamp()) * US
@@ -92,115 +96,113 @@ class ChunkResult:
 def convert(values: Sequence[bytes | None], offsets: Sequence[int], timestamps_ms: Sequence[int],
             keys: Sequence[bytes | None], ctx: Context) -> ChunkResult:
     """Rows and rejections for parallel sequences of message values and coordinates."""
-    candidates, slow = _candidates(values, ctx.limits)
-    positions, parsed, failed = _parse([values[i] for i in candidates])
-    slow += [candidates[p] for p in failed]
-    rows = pa.array([candidates[p] for p in positions], pa.int64())
+    n = len(values)
+    candidates = _candidates(values, ctx.limits)
+    lines = values if len(candidates) == n else [values[i] for i in candidates.to_pylist()]
+    positions, parsed = _parse(lines)
+    rows = pc.take(candidates, positions)  # message index of each parsed row
     kafka_ms = pc.take(pa.array(timestamps_ms, pa.int64()), rows)
     created_us = _created_us(parsed.column("created_at"))
     ok = _accept(parsed, created_us, kafka_ms, ctx)
-    slow += pc.filter(rows, pc.invert(ok)).to_pylist()
+    accepted = pc.filter(rows, ok)
     fast = _fast_table(parsed.filter(ok), created_us.filter(ok), kafka_ms.filter(ok),
-                       pc.take(pa.array(offsets, pa.int64()), pc.filter(rows, ok)), ctx)
-    slow_posts, quarantine = _slow_path(sorted(slow), values, offsets, timestamps_ms, keys, ctx)
+                       pc.take(pa.array(offsets, pa.int64()), accepted), ctx)
+    slow = sorted(set(range(n)).difference(accepted.to_pylist())) if len(accepted) < n else []
+    slow_posts, quarantine = _slow_path(slow, values, offsets, timestamps_ms, keys, ctx)
     return ChunkResult(pa.concat_tables([fast, slow_posts]), quarantine, fast.num_rows)
+
+
+def _arange(lo: int, hi: int) -> pa.Array:
+    return pc.add(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), hi - lo)), lo - 1)
 
 
 # -- selecting and parsing candidates -------------------------------------------------------------
 
-def _candidates(values: Sequence[bytes | None], limits: Limits) -> tuple[list[int], list[int]]:
-    """Split indices into bulk-parse candidates and slow-path messages by byte tests.
+def _candidates(values: Sequence[bytes | None], limits: Limits) -> pa.Int64Array:
+    """Indices of the messages worth parsing in bulk (the others take the slow path).
 
-    A candidate is one JSON object on one line: it starts with '{', ends with '}',
-    has no CR/LF (the line separator), no NUL (raw or escaped) and no invalid UTF-8.
+    A candidate starts with '{' and ends with '}' (so it yields at least one row;
+    _parse_block then checks it yields exactly one), has no NUL (raw or escaped:
+    validate_post rejects those), valid UTF-8, and a size the bulk parser and
+    orjson agree on. Raw CR/LF inside a message are JSON whitespace to both
+    parsers; at worst they make a block fail, which sends it to the slow path.
     """
-    n = len(values)
+    arr = pa.array(values, pa.binary())
+    lengths = pc.binary_length(arr)
+    ok = _all(pc.starts_with(arr, "{"), pc.ends_with(arr, "}"),
+              pc.less_equal(lengths, min(limits.max_message_bytes, FAST_MAX_BYTES)), _no_nul(values))
+    if not _utf8_ok(arr):
+        ok = pc.and_(ok, pa.array([_decodes(v) for v in values]))
+    candidates = pc.cast(pc.indices_nonzero(ok), pa.int64())
+    long = pc.indices_nonzero(pc.and_(ok, pc.greater(lengths, DEPTH_SAFE_BYTES))).to_pylist()
+    too_deep = [i for i in long if values[i].count(b"{") + values[i].count(b"[") > MAX_OPENERS]
+    if too_deep:
+        candidates = pc.filter(candidates, pc.invert(pc.is_in(candidates, pa.array(too_deep, pa.int64()))))
+    return candidates
+
+
+def _no_nul(values: Sequence[bytes | None]) -> pa.Array:
+    """False where a message holds a NUL or an escaped one (one C-speed scan when there is none)."""
+    present = [v for v in values if v]
+    joined = b"".join(present)
+    if b"\x00" not in joined and b"\\u0000" not in joined:
+        return pa.repeat(pa.scalar(True), len(values))
+    return pa.array([not v or (b"\x00" not in v and b"\\u0000" not in v) for v in values])
+
+
+def _decodes(v: bytes | None) -> bool:
     try:
-        joined = b"\n".join(values)
-        clean = _clean_lines(joined, n)
-    except TypeError:  # a tombstone (None value)
-        clean = False
-    if clean:
-        candidates, slow = list(range(n)), []
-    else:
-        candidates = [i for i, v in enumerate(values) if _plain_line(v)]
-        slow = sorted(set(range(n)) - set(candidates))
-    candidates, too_big = _within_size(values, candidates, limits)
-    candidates, bad_utf8 = _valid_utf8(values, candidates)
-    return candidates, slow + too_big + bad_utf8
+        if v is not None:
+            v.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
-def _clean_lines(joined: bytes, n: int) -> bool:
-    """Whole-buffer version of _plain_line for all n values (C-speed scans)."""
-    return (joined.startswith(b"{") and joined.endswith(b"}")
-            and joined.count(b"\n") == n - 1 and joined.count(b"}\n{") == n - 1
-            and b"\r" not in joined and b"\x00" not in joined and b"\\u0000" not in joined)
-
-
-def _plain_line(v: bytes | None) -> bool:
-    return (bool(v) and v[:1] == b"{" and v[-1:] == b"}" and b"\n" not in v and b"\r" not in v
-            and b"\x00" not in v and b"\\u0000" not in v)
-
-
-def _within_size(values, candidates: list[int], limits: Limits) -> tuple[list[int], list[int]]:
-    max_bytes = min(limits.max_message_bytes, FAST_MAX_BYTES)
-    if max(map(len, (values[i] for i in candidates)), default=0) <= min(max_bytes, DEPTH_SAFE_BYTES):
-        return candidates, []
-    keep, drop = [], []
-    for i in candidates:
-        v = values[i]
-        fits = len(v) <= max_bytes and (len(v) <= DEPTH_SAFE_BYTES or v.count(b"{") + v.count(b"[") <= MAX_OPENERS)
-        (keep if fits else drop).append(i)
-    return keep, drop
-
-
-def _valid_utf8(values, candidates: list[int]) -> tuple[list[int], list[int]]:
+def _utf8_ok(arr: pa.BinaryArray) -> bool:
     try:
-        pa.array([b"".join(values[i] for i in candidates)], pa.binary()).cast(pa.string())
-        return candidates, []
+        arr.view(pa.string()).validate(full=True)
+        return True
     except pa.ArrowInvalid:
-        pass
-    keep, drop = [], []
-    for i in candidates:
-        try:
-            values[i].decode("utf-8")
-            keep.append(i)
-        except UnicodeDecodeError:
-            drop.append(i)
-    return keep, drop
+        return False
 
 
-def _parse(lines: list[bytes]) -> tuple[list[int], pa.Table, list[int]]:
-    """Parse lines in bulk: (positions parsed, their rows in that order, positions that failed).
+def _parse(lines: Sequence[bytes]) -> tuple[pa.Int64Array, pa.Table]:
+    """Parse lines in bulk: (positions of the lines parsed, their rows in that order).
 
-    A block that fails (or does not yield exactly one row per line) is bisected
-    so that one bad line sends only itself and a few neighbours to the slow path.
+    A block that fails (or does not yield exactly one row per line) is split so
+    that one bad line sends only itself, or a few neighbours, to the slow path.
     """
     done: list[tuple[int, int, pa.Table]] = []
-    failed: list[int] = []
-    _parse_block(lines, 0, len(lines), done, failed)
-    positions = [p for lo, hi, _ in done for p in range(lo, hi)]
+    _parse_block(lines, 0, len(lines), done)
+    positions = [_arange(lo, hi) for lo, hi, _ in done] or [pa.array([], pa.int64())]
     tables = [t for _, _, t in done] or [PARSE_SCHEMA.empty_table()]
-    return positions, pa.concat_tables(tables).combine_chunks(), failed
+    return pa.concat_arrays(positions), pa.concat_tables(tables).combine_chunks()
 
 
-def _parse_block(lines, lo, hi, done, failed) -> None:
-    if lo == hi:
+def _parse_block(lines: Sequence[bytes], lo: int, hi: int, done: list) -> None:
+    if hi - lo <= 0:
         return
+    buf = b"\n".join(lines[lo:hi])
     try:
-        table = pj.read_json(pa.BufferReader(b"\n".join(lines[lo:hi])), read_options=READ_OPTIONS,
+        # one block, so that an error's row number is a line number
+        table = pj.read_json(pa.BufferReader(buf), read_options=pj.ReadOptions(use_threads=False, block_size=len(buf) + 1),
                              parse_options=PARSE_OPTIONS)
         if table.num_rows == hi - lo:  # a line holding two objects would shift every row after it
             done.append((lo, hi, table))
             return
-    except pa.ArrowInvalid:
-        pass
-    if hi - lo <= BISECT_MIN:
-        failed.extend(range(lo, hi))
-        return
-    mid = (lo + hi) // 2
-    _parse_block(lines, lo, mid, done, failed)
-    _parse_block(lines, mid, hi, done, failed)
+        row = None
+    except pa.ArrowInvalid as exc:
+        match = ERROR_ROW.search(str(exc))
+        row = int(match.group(1)) if match else None
+    if row is not None and lo + row < hi:
+        # parsing stopped at that line: re-parse the lines before it, leave it to the slow path
+        _parse_block(lines, lo, lo + row, done)
+        _parse_block(lines, lo + row + 1, hi, done)
+    elif hi - lo > BISECT_MIN:
+        step = -(-(hi - lo) // BISECT_WAYS)
+        for start in range(lo, hi, step):
+            _parse_block(lines, start, min(start + step, hi), done)
 
 
 # -- acceptance -----------------------------------------------------------------------------------
@@ -272,24 +274,29 @@ def _accept(t: pa.Table, created_us: pa.Array, kafka_ms: pa.Array, ctx: Context)
 
 def _created_us(created: pa.ChunkedArray) -> pa.Array:
     """Epoch microseconds (UTC) of ISO_OFFSET timestamps with valid fields; null otherwise."""
-    parts = pc.extract_regex(created.combine_chunks(), ISO_OFFSET).flatten()  # null where no match
-    f = dict(zip(["y", "mo", "d", "h", "mi", "s", "f", "sign", "oh", "om"], parts))
+    created = created.combine_chunks()
+    shaped = pc.fill_null(pc.match_substring_regex(created, ISO_OFFSET), False)
+    c = pc.if_else(shaped, created, EPOCH_ISO)  # fixed layout below: fields sit at fixed positions
 
-    def num(name, width=0):
-        arr = f[name] if not width else pc.utf8_rpad(f[name], width, "0")  # "" when the group is absent
-        return pc.cast(arr, pa.int64())
+    def num(arr, start, stop=None):
+        return pc.cast(pc.utf8_slice_codeunits(arr, start, stop), pa.int64())
 
-    y, mo, d, h, mi, s = (num(k) for k in ("y", "mo", "d", "h", "mi", "s"))
-    frac, oh, om = num("f", 6), num("oh", 2), num("om", 2)
+    y, mo, d, h, mi, s = num(c, 0, 4), num(c, 5, 7), num(c, 8, 10), num(c, 11, 13), num(c, 14, 16), num(c, 17, 19)
+    zulu = pc.ends_with(c, "Z")
+    frac = pc.if_else(zulu, pc.utf8_slice_codeunits(c, 19, -1), pc.utf8_slice_codeunits(c, 19, -6))  # "" or ".ddd"
+    frac = pc.cast(pc.utf8_rpad(pc.utf8_ltrim(frac, characters="."), 6, "0"), pa.int64())
+    zone = pc.if_else(zulu, "+00:00", pc.utf8_slice_codeunits(c, -6))
+    oh, om = num(zone, 1, 3), num(zone, 4, 6)
     leap = pc.and_(pc.equal(pc.bit_wise_and(y, 3), 0),
                    pc.or_(pc.not_equal(pc.remainder(y, 100), 0), pc.equal(pc.remainder(y, 400), 0)))
     month_ok = pc.and_(pc.greater_equal(mo, 1), pc.less_equal(mo, 12))
     dim = pc.add(pc.take(DAYS_IN_MONTH, pc.if_else(month_ok, mo, 0)),
                  pc.cast(pc.and_(leap, pc.equal(mo, 2)), pa.int64()))
-    valid = _all(pc.greater_equal(y, 2000), month_ok, pc.greater_equal(d, 1), pc.less_equal(d, dim),
+    valid = _all(shaped, pc.greater_equal(y, 2000), month_ok, pc.greater_equal(d, 1), pc.less_equal(d, dim),
                  pc.less_equal(h, 23), pc.less_equal(mi, 59), pc.less_equal(s, 59),
                  pc.less_equal(oh, 23), pc.less_equal(om, 59))
-    offset_s = pc.multiply(pc.if_else(pc.equal(f["sign"], "-"), -1, 1), pc.add(pc.multiply(oh, 3600), pc.multiply(om, 60)))
+    sign = pc.if_else(pc.starts_with(zone, "-"), -1, 1)
+    offset_s = pc.multiply(sign, pc.add(pc.multiply(oh, 3600), pc.multiply(om, 60)))
     seconds = pc.add(pc.multiply(_days_from_civil(y, mo, d), 86400),
                      pc.add(pc.add(pc.multiply(h, 3600), pc.multiply(mi, 60)), s))
     us = pc.add(pc.multiply(pc.subtract(seconds, offset_s), US), frac)
