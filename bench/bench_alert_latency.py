@@ -1,0 +1,149 @@
+"""Latency benchmark: post produced → alert on the topic.
+
+A steady stream of posts (default 100/s) on one platform; after a calm
+period a crisis is injected for one brand. The pipeline runs with its default
+settings through the headless driver (the real sensor, ingest job, scoring
+job, dbt and alert assets) in a loop, as the daemon would. For every alert
+about the crisis brand, the latency of each of its top posts is the time from
+that post's produce call to the alert's arrival on the topic. Prints p50/p95
+and where the time goes (per-stage durations of the driver's cycles).
+
+    .venv/bin/python bench/bench_alert_latency.py --rate 100 --seconds 150 --crisis-at 40
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--seconds", type=float, default=150.0, help="how long to stream posts")
+    ap.add_argument("--crisis-at", type=float, default=40.0, help="seconds of calm before the crisis")
+    ap.add_argument("--crisis-brand", default="acme")
+    args = ap.parse_args()
+
+    from reputation_pipeline.stack import local
+
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        cfg = local.StackConfig.from_env()
+        local.up(cfg)
+        os.environ.update(local.env_vars(cfg))
+    platform = f"lat{uuid.uuid4().hex[:8]}"
+    work = tempfile.mkdtemp(prefix="bench-latency-")
+    os.environ.update({"REPUTATION_PLATFORMS": platform, "DAGSTER_HOME": os.path.join(work, "dagster")})
+    topic = f"alerts.{platform}"
+
+    import dagster as dg
+    from confluent_kafka import Producer
+
+    from reputation_pipeline.alerts.cli import tail
+    from reputation_pipeline.alerts.publisher import AlertPublisherResource
+    from reputation_pipeline.definitions import build_defs
+    from reputation_pipeline.ingest.kafka_client import KafkaResource, KafkaSettings, topic_for
+    from reputation_pipeline.ingest.produce import ensure_topic, make_producer
+    from reputation_pipeline.ingest.synthetic import PostGenerator, SyntheticConfig
+    from reputation_pipeline.pipeline.driver import downstream, ingest_cycle
+    from reputation_pipeline.pipeline.instance import ensure_dagster_home
+    from reputation_pipeline.resources import LakeResource
+
+    settings = KafkaSettings.from_env()
+    bootstrap = settings.bootstrap_servers
+    defs = build_defs(lake=LakeResource(uri=os.path.join(work, "lake")), kafka=KafkaResource(bootstrap_servers=bootstrap),
+                      alert_publisher=AlertPublisherResource(bootstrap_servers=bootstrap, topic=topic))
+    ensure_dagster_home(os.path.join(work, "dagster"))
+    instance = dg.DagsterInstance.get()
+    ensure_topic(settings, topic_for(platform), 4)
+
+    produced: dict[str, float] = {}
+    stop = threading.Event()
+    started = time.time()
+
+    def producer():
+        p: Producer = make_producer(settings)
+        calm = PostGenerator(SyntheticConfig(platform, seed=1, run_id="calm", late_share=0.0))
+        crisis = PostGenerator(SyntheticConfig(platform, seed=2, run_id="crisis", late_share=0.0,
+                                               crisis_brand=args.crisis_brand, crisis_share=0.5))
+        n = 0
+        while time.time() - started < args.seconds:
+            gen = crisis if time.time() - started >= args.crisis_at else calm
+            post = gen.post()
+            produced[post["post_id"]] = time.time()
+            p.produce(topic_for(platform), key=post["post_id"].encode(), value=json.dumps(post).encode())
+            n += 1
+            p.poll(0)
+            wait = started + n / args.rate - time.time()
+            if wait > 0:
+                time.sleep(wait)
+        p.flush(30)
+
+    arrivals: list[tuple[float, dict]] = []
+
+    def follower():
+        while not stop.is_set():
+            buf = io.StringIO()
+            tail(settings, topic, from_beginning=not arrivals, idle_timeout=1.0, as_json=True, out=buf,
+                 max_messages=None)
+            now = time.time()
+            for line in buf.getvalue().splitlines():
+                arrivals.append((now, json.loads(line)))
+
+    cycles: list[dict] = []
+
+    def driver():
+        cursor = None
+        while not stop.is_set():
+            summary, cursor = ingest_cycle(defs, instance, cursor, log=lambda m: None)
+            entry = {"ingest_s": round(summary.seconds, 1), "rows": summary.rows}
+            if summary.partitions:
+                entry.update(downstream(defs, instance, summary.partitions, log=lambda m: None))
+            cycles.append(entry)
+            if not summary.rows:
+                time.sleep(1)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (producer, follower, driver)]
+    for t in threads:
+        t.start()
+    threads[0].join()
+    time.sleep(90)  # let the pipeline catch up with the last posts
+    stop.set()
+    for t in threads[1:]:
+        t.join(timeout=300)
+
+    latencies = []
+    seen = set()
+    for received, alert in arrivals:
+        if alert.get("brand") != args.crisis_brand or alert.get("status") != "firing" or alert["alert_id"] in seen:
+            continue
+        seen.add(alert["alert_id"])
+        for post in (alert.get("explanation") or {}).get("top_posts", []):
+            if post.get("post_id") in produced:
+                latencies.append(received - produced[post["post_id"]])
+    crisis_alerts = len(seen)
+    first = min((r for r, a in arrivals if a.get("brand") == args.crisis_brand), default=None)
+    result = {
+        "rate_posts_per_s": args.rate, "stream_s": args.seconds, "posts": len(produced),
+        "alerts_total": len(arrivals), "crisis_alerts": crisis_alerts,
+        "first_crisis_alert_after_crisis_start_s": round(first - started - args.crisis_at, 1) if first else None,
+        "latency_p50_s": round(statistics.median(latencies), 1) if latencies else None,
+        "latency_p95_s": round(statistics.quantiles(latencies, n=20)[-1], 1) if len(latencies) >= 2 else None,
+        "cycles": len(cycles),
+        "mean_ingest_s": round(statistics.mean(c["ingest_s"] for c in cycles), 1) if cycles else None,
+        "mean_scoring_s": round(statistics.mean(c["scoring_s"] for c in cycles if "scoring_s" in c), 1) if any("scoring_s" in c for c in cycles) else None,
+        "mean_aggregation_s": round(statistics.mean(c["aggregation_s"] for c in cycles if "aggregation_s" in c), 1) if any("aggregation_s" in c for c in cycles) else None,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
