@@ -14,7 +14,7 @@ from dataclasses import dataclass
 class PlanningPolicy:
     max_records: int = 50_000  # per partition per plan: bounds a run's memory
     min_records: int = 5_000  # below this, wait for more data ...
-    max_delay_s: float = 30.0  # ... but never longer than this
+    max_delay_s: float = 5.0  # ... but never longer than this (alerts are minutes-sensitive)
     max_pending_plans: int = 2  # per partition: stop planning ahead of failing runs
 
 

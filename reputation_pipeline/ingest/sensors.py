@@ -26,7 +26,7 @@ def policy_from_env() -> PlanningPolicy:
     return PlanningPolicy(
         max_records=int(env("REPUTATION_INGEST_MAX_RECORDS", "50000")),
         min_records=int(env("REPUTATION_INGEST_MIN_RECORDS", "5000")),
-        max_delay_s=float(env("REPUTATION_INGEST_MAX_DELAY_S", "30")),
+        max_delay_s=float(env("REPUTATION_INGEST_MAX_DELAY_S", "5")),
     )
 
 
