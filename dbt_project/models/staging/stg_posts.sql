@@ -36,8 +36,9 @@ select
     created_at,
     url,
     language,
-    coalesce(hashtags, []::varchar[]) as hashtags,
-    coalesce(mentions, []::varchar[]) as mentions,
+    -- ingest stores tags as the message gave them (null when absent); derive them from the text here
+    coalesce(hashtags, regexp_extract_all(coalesce(text, ''), '#(\w+)', 1)) as hashtags,
+    coalesce(mentions, regexp_extract_all(coalesce(text, ''), '@(\w+)', 1)) as mentions,
     greatest(coalesce(likes, 0), 0) as likes,
     greatest(coalesce(shares, 0), 0) as shares,
     greatest(coalesce(comments, 0), 0) as comments,
