@@ -73,7 +73,7 @@ def train_head(task: str, x_tr: np.ndarray, y_tr: np.ndarray, *, hidden: int, ep
             loss = loss_fn(head(xf[b]), yf[b])
             loss.backward()
             opt.step()
-            total += float(loss) * len(b)
+            total += loss.item() * len(b)
         sched.step()
         head.eval()
         with torch.inference_mode():

@@ -14,15 +14,26 @@ from reputation_pipeline.scoring.normalize import model_input
 ALL_FEATURES = tuple([f"mean:{i}" for i in range(7)] + ["cls:6"])
 
 
+def _config_key(encoder_ref: str, emoji: str, max_length: int, features) -> str:
+    return hashlib.sha256("\x00".join([encoder_ref, emoji, str(max_length), ",".join(features)]).encode()).hexdigest()[:12]
+
+
 def cached_features(texts: list[str], encoder_ref: str, emoji: str, max_length: int, cache_dir: Path,
                     features=ALL_FEATURES, log=print) -> np.ndarray:
-    key = hashlib.sha256(
-        ("\x00".join([encoder_ref, emoji, str(max_length), ",".join(features)] + texts)).encode()
-    ).hexdigest()[:20]
-    path = Path(cache_dir) / f"feats-{key}.npy"
-    if path.exists():
-        log(f"features: cache hit {path}")
-        return np.load(path).astype(np.float32)
+    """Features for ``texts`` (rows in the given order). A cache file is
+    ``feats-<config>-<texts>.npy`` with a ``.index`` of per-row text sha256;
+    any cache file of the same encoder configuration holding every requested
+    text is reused."""
+    cfg = _config_key(encoder_ref, emoji, max_length, features)
+    hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+    for index in sorted(Path(cache_dir).glob(f"feats-{cfg}-*.index")):
+        pos = {h: i for i, h in enumerate(index.read_text().split())}
+        if all(h in pos for h in hashes):
+            log(f"features: cache hit {index.with_suffix('.npy')}")
+            arr = np.load(index.with_suffix(".npy"), mmap_mode="r")
+            return np.asarray(arr[[pos[h] for h in hashes]], dtype=np.float32)
+    key = hashlib.sha256("\n".join(hashes).encode()).hexdigest()[:12]
+    path = Path(cache_dir) / f"feats-{cfg}-{key}.npy"
     tok, model = load_encoder(encoder_ref)
     inputs = [model_input(t, emoji) for t in texts]
     done = [0]
@@ -41,6 +52,7 @@ def cached_features(texts: list[str], encoder_ref: str, emoji: str, max_length: 
     feats = encode(tok, model, inputs, features, max_length=max_length, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, feats.astype(np.float16))
+    path.with_suffix(".index").write_text("\n".join(hashes) + "\n")
     return feats
 
 
