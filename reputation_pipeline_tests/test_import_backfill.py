@@ -363,8 +363,8 @@ def test_backfill_fills_the_marts_for_the_imported_days(backfilled):
         for brand in ("acme", "globex", "initech"):
             r = rows[(brand, h)]
             assert r["data_status"] == "ok", r
-            assert r["scored_mentions"] == r["mention_count"]
-            mentions[h] += r["mention_count"]
+            assert 0 <= r["scored_mentions"] <= r["mention_count"]  # es/de posts stay unscored
+            mentions[h] += r["scored_mentions"]
         assert mentions[h] > 0
     # hours without imported posts are explicit 'no_posts', never calm
     empty = [r for (_b, w), r in rows.items() if w not in hours]
@@ -379,17 +379,18 @@ def test_backfill_does_not_publish_historical_alerts(backfilled):
     assert backfilled["alerts_published"] == 0, backfilled["alert_decisions"]
 
 
-def test_late_post_recomputes_its_past_hour(tmp_path, platform, kafka_bootstrap, kafka_settings, monkeypatch):
+def test_late_post_recomputes_its_past_hour(tmp_path, kafka_bootstrap, kafka_settings, monkeypatch):
     """Kafka -> run_until_idle -> marts; then a late post for an earlier hour arrives and
     the next run_until_idle recomputes that hour only."""
-    import reputation_pipeline.scoring.assets as scoring_assets
     from reputation_pipeline.ingest.produce import produce
     from reputation_pipeline.pipeline.driver import run_until_idle
-    from reputation_pipeline.resources import PLATFORMS
 
-    # post_scores scores the default platforms only (resources.PLATFORMS, not REPUTATION_PLATFORMS);
-    # the test's private platform keeps its topic isolated on the shared broker
-    monkeypatch.setattr(scoring_assets, "PLATFORMS", (*PLATFORMS, platform))
+    # A default platform, not the per-test `platform` fixture: post_scores scores only the
+    # default platforms (resources.PLATFORMS) and dbt's stg_posts tests accept only those.
+    # The sensor drains only this topic; the test stack's tests produce nothing else to it,
+    # and re-runs on a shared broker add posts with other ids (hence >= below).
+    platform = "youtube"
+    run_id = uuid.uuid4().hex[:8]
     monkeypatch.setenv("REPUTATION_PLATFORMS", platform)
     monkeypatch.setenv("REPUTATION_INGEST_MIN_RECORDS", "1")
     lake, wh = tmp_path / "lake", tmp_path / "warehouse.duckdb"
@@ -397,15 +398,15 @@ def test_late_post_recomputes_its_past_hour(tmp_path, platform, kafka_bootstrap,
     h1, h2 = DAY0 + timedelta(hours=9), DAY0 + timedelta(hours=10)
 
     batch = tmp_path / "batch.jsonl"
-    batch.write_text("".join(json.dumps(p) + "\n" for p in make_posts(platform, 60, run_id="live", hours=[h1, h2])))
+    batch.write_text("".join(json.dumps(p) + "\n" for p in make_posts(platform, 60, run_id=run_id, hours=[h1, h2])))
     assert produce(kafka_settings, platform, 60, file=str(batch), partitions=1, progress=False)["good"] == 60
 
     with dg.DagsterInstance.ephemeral() as instance:
         first = run_until_idle(defs, instance, log=lambda m: None)
-        assert first["rows"] == 60 and first["partitions"] == 2
+        assert first["rows"] >= 60 and first["partitions"] == 2
         before = risk_rows(wh, h1, h2)
 
-        late = {"post_id": f"late-{uuid.uuid4().hex[:8]}", "platform": platform, "author_id": "u-late",
+        late = {"post_id": f"late-{run_id}", "platform": platform, "author_id": "u-late",
                 "author_handle": "angry_customer", "author_followers": 250_000,
                 "text": "Acme is a DISGRACE. Their flight nearly killed my kid and they don't care, absolute "
                         "scumbags #AcmeFail #boycottAcme",
