@@ -16,8 +16,9 @@ Paths (same model weights, the committed default bundle):
   pass per analysis (what three separate per-analysis models would do);
 - ``naive-shared``: as naive, but one encoder pass feeds the three heads;
 - ``default``: the production path (``Scorer``): reposts scored once (content
-  hash), length-bucketed batches, one encoder pass for all heads, int8
-  dynamic quantization, torch threads = --threads.
+  hash), length-bucketed batches, one encoder pass for all heads, torch
+  threads = --threads; int8 dynamic quantization only with --quantize on
+  (off by default, see docs/scoring.md).
 
 ``--metrics`` also scores the full validation splits with the default path and
 with the unoptimized model (fp32, no bucketing) and prints both metrics.
@@ -73,6 +74,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--metrics", action="store_true", help="also compare validation metrics (slower)")
+    ap.add_argument("--quantize", choices=["resource", "on", "off"], default="resource",
+                    help="int8 in the default path: as the resource default (ScoringModelsResource.quantize), on, off")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
@@ -83,10 +86,13 @@ def main() -> int:
         if i > 0 and rng.random() < args.repost_rate:
             reposts[i] = reposts[rng.randrange(i)]
     naive_be = HeadsBackend(DEFAULT_REF, InferenceOptions(quantize=False, bucketing=False))
-    default = Scorer(ModelConfig())
+    from reputation_pipeline.scoring.resources import ScoringModelsResource
+
+    q = ScoringModelsResource().quantize if args.quantize == "resource" else args.quantize == "on"
+    default = Scorer(ModelConfig(options=InferenceOptions(quantize=q)))
     default.score(unique[:32])  # warm-up
     naive_scores(naive_be, unique[:4], shared=False)
-    print(f"model_version={default.model_version} threads={torch.get_num_threads()} n={args.n} "
+    print(f"model_version={default.model_version} default_path_int8={q} threads={torch.get_num_threads()} n={args.n} "
           f"repost_rate={args.repost_rate} distinct_in_reposts_stream={len(set(reposts))}")
     rows = []
     for name, texts in (("unique", unique), ("reposts", reposts)):

@@ -23,8 +23,8 @@ def _eval(args: argparse.Namespace) -> int:
     from reputation_pipeline.scoring.evaluate import evaluate
 
     torch.set_num_threads(args.threads)
-    name, value, info = evaluate(args.task, args.texts, args.labels, args.model, quantize=not args.no_quantize)
-    print(f"task={args.task} model={args.model} quantized={not args.no_quantize} n={info['n']} seconds={info['seconds']}")
+    name, value, info = evaluate(args.task, args.texts, args.labels, args.model, quantize=args.int8)
+    print(f"task={args.task} model={args.model} int8={args.int8} n={info['n']} seconds={info['seconds']}")
     print(f"{name}={value:.3f}")
     return 0
 
@@ -50,7 +50,7 @@ def register_cli(subparsers) -> None:
     e.add_argument("--texts", required=True, type=Path)
     e.add_argument("--labels", required=True, type=Path)
     e.add_argument("--model", default="default", help="'default', a heads bundle, a local model path or hub id")
-    e.add_argument("--no-quantize", action="store_true", help="fp32 encoder (the unoptimized model)")
+    e.add_argument("--int8", action="store_true", help="int8 dynamically quantized encoder (optional fast path)")
     e.add_argument("--threads", type=int, default=2)
     e.set_defaults(func=_eval)
 

@@ -11,14 +11,14 @@ from reputation_pipeline.scoring.metrics import task_metric
 from reputation_pipeline.scoring.models import DEFAULT_REF, InferenceOptions, ModelConfig, Scorer
 
 
-def predict_labels(task: str, texts: list[str], model: str = DEFAULT_REF, quantize: bool = True) -> np.ndarray:
+def predict_labels(task: str, texts: list[str], model: str = DEFAULT_REF, quantize: bool = False) -> np.ndarray:
     scorer = Scorer(ModelConfig(models={task: model}, options=InferenceOptions(quantize=quantize)))
     res = scorer.score(texts)
     return np.nan_to_num(res.probs[task], nan=0.0).argmax(-1)
 
 
 def evaluate(task: str, texts_file: Path, labels_file: Path, model: str = DEFAULT_REF,
-             quantize: bool = True) -> tuple[str, float, dict]:
+             quantize: bool = False) -> tuple[str, float, dict]:
     if task not in LABELS:
         raise SystemExit(f"unknown task {task!r}; one of {sorted(LABELS)}")
     texts, labels = read_tweeteval(Path(texts_file), Path(labels_file))
