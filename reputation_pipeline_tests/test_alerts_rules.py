@@ -145,3 +145,20 @@ def test_crash_before_publish_republishes():
     pub = FakePublisher()
     out = deliver(conn, pub)
     assert out.reconciled == [] and out.published == [decisions[0].alert_id] and len(pub.log) == 1
+
+
+def test_history_before_the_horizon_is_recorded_not_published():
+    from reputation_pipeline.alerts.assets import PUBLISH_HISTORY_TAG, alerting_horizon
+    from reputation_pipeline.alerts.rules import HISTORICAL
+
+    horizon = T0 + 5 * H
+    decisions = plan_notifications([cand(1, True), cand(8, True, brand="globex")], [], (), publish_after=horizon)
+    by_brand = {d.brand: d.decision for d in decisions}
+    assert by_brand == {"acme": HISTORICAL, "globex": NOTIFY}
+    # a historical firing does not open an incident: the next live window notifies
+    later = plan_notifications([cand(9, True)], [d.as_history() for d in decisions], (), publish_after=horizon)
+    assert [d.decision for d in later] == [NOTIFY]
+
+    now = T0 + 10 * H
+    assert alerting_horizon({}, now) == now - 6 * H
+    assert alerting_horizon({PUBLISH_HISTORY_TAG: "true"}, now) is None

@@ -1,6 +1,9 @@
 """``brand_alerts``: evaluate the alert candidates of the partition's windows and
 publish to Kafka ``reputation.alerts`` through the outbox (see evaluate.py)."""
 
+import os
+from datetime import datetime, timedelta, timezone
+
 import dagster as dg
 
 from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource
@@ -9,6 +12,19 @@ from reputation_pipeline.alerts.publisher import AlertPublisherResource
 from reputation_pipeline.alerts.store import AlertStore
 from reputation_pipeline.partitions import hourly_partitions
 from reputation_pipeline.resources import LakeResource
+
+
+PUBLISH_HISTORY_TAG = "reputation/publish_history"
+
+
+def alerting_horizon(run_tags: dict, now: datetime | None = None) -> datetime | None:
+    """Windows that ended before this are recorded, not published (a backfill
+    never pages anyone), unless the run is tagged ``reputation/publish_history=true``.
+    ``REPUTATION_ALERT_HORIZON_HOURS`` (default 6) sets how far back is still news."""
+    if str(run_tags.get(PUBLISH_HISTORY_TAG, "")).lower() == "true":
+        return None
+    hours = float(os.environ.get("REPUTATION_ALERT_HORIZON_HOURS", "6"))
+    return (now or datetime.now(timezone.utc)) - timedelta(hours=hours)
 
 
 @dg.asset(
@@ -28,10 +44,11 @@ def brand_alerts(
     alert_publisher: AlertPublisherResource,
 ) -> dg.MaterializeResult:
     window = context.partition_time_window
+    publish_after = alerting_horizon(context.run.tags)
     alert_publisher.ensure_topic()
     conn = warehouse.connect(lake.uri)
     try:
-        evaluated = evaluate(conn, window.start, window.end, run_id=context.run_id)
+        evaluated = evaluate(conn, window.start, window.end, run_id=context.run_id, publish_after=publish_after)
         delivered = deliver(conn, alert_publisher)
         pending = len(AlertStore(conn).pending())
     finally:

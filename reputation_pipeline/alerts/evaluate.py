@@ -162,11 +162,12 @@ class DeliverySummary:
     reconciled: list[str] = field(default_factory=list)
 
 
-def evaluate(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime, run_id: str | None = None) -> EvaluationSummary:
+def evaluate(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime, run_id: str | None = None,
+             publish_after: datetime | None = None) -> EvaluationSummary:
     store = AlertStore(conn)
     candidates = load_candidates(conn, start, end)
     brands = {c.brand for c in candidates}
-    decisions = plan_notifications(candidates, store.history(brands), store.silences())
+    decisions = plan_notifications(candidates, store.history(brands), store.silences(), publish_after)
     payloads = {d.alert_id: build_payload(conn, d) for d in decisions}
     summary = EvaluationSummary(candidates=len(candidates), firing=sum(1 for c in candidates if c.is_firing))
     for d in decisions:

@@ -30,6 +30,7 @@ from typing import Any
 NOTIFY = "notify"
 SUPPRESSED = "suppressed"
 SILENCED = "silenced"
+HISTORICAL = "historical"  # recorded, never published: a backfill of old windows
 FIRING = "firing"
 RESOLVED = "resolved"
 RULES = ("risk_threshold", "risk_spike", "toxic_post", "no_data")
@@ -139,11 +140,14 @@ def matching_silence(silences: Sequence[Silence], brand: str, rule: str, at: dat
 
 
 def plan_notifications(
-    candidates: Iterable[Candidate], history: Iterable[HistoryEntry], silences: Sequence[Silence] = ()
+    candidates: Iterable[Candidate], history: Iterable[HistoryEntry], silences: Sequence[Silence] = (),
+    publish_after: datetime | None = None,
 ) -> list[Decision]:
     """Decide, for each candidate in window order, whether it notifies, is
     suppressed (cooldown), silenced, resolves an incident, or does nothing.
-    Candidates whose decision is already in the history yield nothing."""
+    Candidates whose decision is already in the history yield nothing.
+    A notification for a window that ended before ``publish_after`` is recorded
+    as HISTORICAL instead: re-scoring or backfilling history never pages anyone."""
     history = list(history)
     known = {h.alert_id for h in history}
     by_fp: dict[str, list[HistoryEntry]] = defaultdict(list)
@@ -185,6 +189,8 @@ def plan_notifications(
                 decision, reason = SILENCED, f"resolved during a silence until {_ts(silence.ends_at)}"
             else:
                 decision, reason = NOTIFY, "rule no longer firing"
+        if decision == NOTIFY and publish_after is not None and c.window_end <= publish_after:
+            decision, reason = HISTORICAL, f"window ended before the alerting horizon ({_ts(publish_after)}); {reason}"
         d = Decision(aid, fp, c.brand, c.rule, status, c.window_start, c.window_end,
                      c.severity if status == FIRING else "info", decision, reason, c, resolves)
         decisions.append(d)

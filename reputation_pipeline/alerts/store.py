@@ -29,7 +29,7 @@ create table if not exists alerting.alert_history (
     window_start timestamptz not null,
     window_end timestamptz not null,
     severity varchar,
-    decision varchar not null,          -- notify | suppressed | silenced
+    decision varchar not null,          -- notify | suppressed | silenced | historical
     reason varchar,
     resolves_alert_id varchar,
     payload json,                       -- exactly what is (or would be) published

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 
 from reputation_pipeline.partitions import hour_partition_key, hourly_partitions, split_partition_key
-from reputation_pipeline.resources import PLATFORMS, LakeResource
+from reputation_pipeline.resources import LakeResource, platforms_from_env
 from reputation_pipeline.scoring.data import LABELS, TASKS
 from reputation_pipeline.scoring.pipeline import read_partition_scores, score_partition, scores_prefix
 from reputation_pipeline.scoring.resources import ScoringModelsResource
@@ -33,7 +33,7 @@ def post_scores(context: dg.AssetExecutionContext, lake: LakeResource,
     dt, hh = split_partition_key(context.partition_key)
     store = lake.open()
     scorer = scoring_models.get_scorer()
-    res = score_partition(store, scorer, dt, hh, PLATFORMS, log=context.log.info)
+    res = score_partition(store, scorer, dt, hh, sorted(platforms_from_env()), log=context.log.info)
     return dg.MaterializeResult(
         metadata={
             "model_version": res.model_version,
