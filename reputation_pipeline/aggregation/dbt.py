@@ -40,10 +40,22 @@ DBT_EXECUTABLE = dbt_executable()
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="dev")
 # `dagster dev` re-parses on every load; elsewhere (a fresh clone, tests, a deployed
-# code server without `dagster-dbt project prepare-and-package`) parse once when
-# the manifest is missing, so definitions always load.
+# code server without `dagster-dbt project prepare-and-package`) parse when the
+# manifest is missing or older than the project, so definitions always match it.
+def _manifest_stale() -> bool:
+    """Missing, or older than any file of the dbt project (an edited model or test
+    would otherwise run against asset definitions from an old manifest)."""
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    return any(f.stat().st_mtime > built for sub in ("models", "seeds", "macros", "tests")
+               for f in (DBT_PROJECT_DIR / sub).rglob("*") if f.is_file()) or \
+        (DBT_PROJECT_DIR / "dbt_project.yml").stat().st_mtime > built
+
+
 dbt_project.prepare_if_dev()
-if not dbt_project.manifest_path.exists():
+if _manifest_stale():
     dbt_project.preparer.prepare(dbt_project)
 
 

@@ -7,7 +7,7 @@ from reputation_pipeline.alerts import alerts_assets
 scoring_job = dg.define_asset_job(
     "scoring_job",
     selection=dg.AssetSelection.assets("post_scores"),
-    description="Score the posts of an hour partition (re-runs skip files already scored by the model version).",
+    description="Score the posts of a range of hour partitions in one run (re-runs skip files already scored by the model version).",
 )
 
 aggregation_job = dg.define_asset_job(
