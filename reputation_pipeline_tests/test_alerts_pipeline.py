@@ -27,7 +27,9 @@ pytestmark = pytest.mark.kafka
 T0 = datetime(2026, 11, 20, 0, tzinfo=timezone.utc)
 HOURS = 12
 RANGE_TAGS = {"dagster/asset_partition_range_start": "2026-11-20-00:00",
-              "dagster/asset_partition_range_end": f"2026-11-20-{HOURS - 1:02d}:00"}
+              "dagster/asset_partition_range_end": f"2026-11-20-{HOURS - 1:02d}:00",
+              # the sample lake is history (fixed dates): this test asks for it to be published
+              "reputation/publish_history": "true"}
 
 
 def _end_offsets(bootstrap: str) -> dict[int, int]:
