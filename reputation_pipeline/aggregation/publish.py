@@ -8,6 +8,7 @@ from datetime import timedelta
 import dagster as dg
 import pyarrow.parquet as pq
 
+from reputation_pipeline.aggregation.report import markdown_table, svg_markdown, timeline_svg
 from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource
 from reputation_pipeline.partitions import hourly_partitions
 from reputation_pipeline.resources import LakeResource
@@ -59,8 +60,34 @@ def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 written.append(store.url(key))
                 rows[name] += tbl.num_rows
             hour = nxt
+        report = _report(conn, window.start, window.end)
     finally:
         conn.close()
     return dg.MaterializeResult(metadata={"files": len(written), "rows": dg.MetadataValue.json(rows),
                                           "first_file": written[0] if written else "",
-                                          "lake": store.uri})
+                                          "lake": store.uri, **report})
+
+
+TOP_POSTS_SQL = """
+    select brand, platform, author_handle, followers, toxicity, post_risk, url, left(text, 100) as text
+    from marts.fct_brand_mentions where window_start >= ? and window_start < ? and is_scored
+    order by post_risk desc nulls last, post_id limit 10"""
+TIMELINE_SQL = """
+    select brand, window_start, weighted_risk from marts.fct_brand_risk_window
+    where window_start >= ? - interval 48 hours and window_start < ? order by brand, window_start"""
+
+
+def _report(conn, start, end) -> dict:
+    """Top risky posts of the range and the brand-risk timeline of the 48 h before its end."""
+    if not _table_exists(conn, "marts", "fct_brand_mentions") or not _table_exists(conn, "marts", "fct_brand_risk_window"):
+        return {}
+    cur = conn.execute(TOP_POSTS_SQL, [start, end])
+    cols = [d[0] for d in cur.description]
+    top = [dict(zip(cols, r)) for r in cur.fetchall()]
+    series: dict[str, list] = {}
+    for brand, ts, risk in conn.execute(TIMELINE_SQL, [end, end]).fetchall():
+        series.setdefault(brand, []).append((ts, risk))
+    return {
+        "top_risky_posts": dg.MetadataValue.md(markdown_table(top, cols)),
+        "brand_risk_timeline": dg.MetadataValue.md(svg_markdown(timeline_svg(series), "weighted risk per brand and hour")),
+    }
