@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -14,7 +13,7 @@ from datetime import datetime
 
 import dagster as dg
 
-from reputation_pipeline.ingest.kafka_client import KafkaSettings
+from reputation_pipeline.ingest.kafka_client import KAFKA_ENV_FIELDS, KafkaSettings, bind_env
 
 ALERTS_TOPIC = "reputation.alerts"
 
@@ -141,18 +140,7 @@ class AlertPublisherResource(dg.ConfigurableResource):
 
 
 def alert_publisher_from_env() -> AlertPublisherResource:
-    """Each field bound to its variable with dg.EnvVar when the variable is set
-    (an unset EnvVar fails resource validation), else the local default."""
-    fields = {
-        "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
-        "security_protocol": "KAFKA_SECURITY_PROTOCOL",
-        "sasl_mechanism": "KAFKA_SASL_MECHANISM",
-        "sasl_username": "KAFKA_SASL_USERNAME",
-        "sasl_password": "KAFKA_SASL_PASSWORD",
-        "ssl_ca_location": "KAFKA_SSL_CA_LOCATION",
-        "topic": "REPUTATION_ALERTS_TOPIC",
-    }
-    return AlertPublisherResource(**{f: dg.EnvVar(v) for f, v in fields.items() if os.environ.get(v)})
+    return bind_env(AlertPublisherResource, {**KAFKA_ENV_FIELDS, "topic": "REPUTATION_ALERTS_TOPIC"})
 
 
 def decode_alert(value: bytes | None) -> dict | None:

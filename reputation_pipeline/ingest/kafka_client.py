@@ -71,15 +71,22 @@ class KafkaResource(dg.ConfigurableResource):
                              self.sasl_username, self.sasl_password, self.ssl_ca_location)
 
 
+# Resource field -> environment variable, for every client of the cluster.
+KAFKA_ENV_FIELDS = {
+    "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "security_protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl_username": "KAFKA_SASL_USERNAME",
+    "sasl_password": "KAFKA_SASL_PASSWORD",
+    "ssl_ca_location": "KAFKA_SSL_CA_LOCATION",
+}
+
+
+def bind_env(resource_cls, fields: dict[str, str]):
+    """The resource with each field bound to its variable with dg.EnvVar when the
+    variable is set (an unset EnvVar would fail validation), else its default."""
+    return resource_cls(**{f: dg.EnvVar(v) for f, v in fields.items() if os.environ.get(v)})
+
+
 def kafka_resource_from_env() -> KafkaResource:
-    """Each field bound to its variable with dg.EnvVar when the variable is set
-    (an unset EnvVar would fail resource validation), else the local default."""
-    fields = {
-        "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
-        "security_protocol": "KAFKA_SECURITY_PROTOCOL",
-        "sasl_mechanism": "KAFKA_SASL_MECHANISM",
-        "sasl_username": "KAFKA_SASL_USERNAME",
-        "sasl_password": "KAFKA_SASL_PASSWORD",
-        "ssl_ca_location": "KAFKA_SSL_CA_LOCATION",
-    }
-    return KafkaResource(**{f: dg.EnvVar(v) for f, v in fields.items() if os.environ.get(v)})
+    return bind_env(KafkaResource, KAFKA_ENV_FIELDS)
