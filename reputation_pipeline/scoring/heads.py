@@ -16,6 +16,7 @@ from torch import nn
 BUNDLE_FORMAT = "reputation-heads/1"
 HEADS_FILE = "heads.safetensors"
 META_FILE = "heads.json"
+ADAPTER_FILE = "adapter.safetensors"  # optional: encoder adapter (see adapters.py), named in meta["adapter"]
 
 
 class Head(nn.Module):
@@ -39,7 +40,7 @@ def is_heads_bundle(path: str | Path) -> bool:
     return (Path(path) / META_FILE).is_file() and (Path(path) / HEADS_FILE).is_file()
 
 
-def save_bundle(folder: Path, heads: dict[str, Head], meta: dict) -> None:
+def save_bundle(folder: Path, heads: dict[str, Head], meta: dict, adapter: dict[str, torch.Tensor] | None = None) -> None:
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,10 @@ def save_bundle(folder: Path, heads: dict[str, Head], meta: dict) -> None:
             dtype = torch.float16 if k.startswith("net.") else torch.float32
             tensors[f"{task}.{k}"] = v.detach().to(dtype).contiguous().clone()
     save_file(tensors, str(folder / HEADS_FILE))
+    if adapter is not None:
+        save_file({k: v.detach().to(torch.float16).contiguous() for k, v in adapter.items()}, str(folder / ADAPTER_FILE))
+    else:
+        (folder / ADAPTER_FILE).unlink(missing_ok=True)  # a frozen-encoder bundle must not keep a stale adapter
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
@@ -69,3 +74,13 @@ def load_bundle(folder: str | Path) -> tuple[dict, dict[str, Head]]:
         head.eval()
         heads[task] = head
     return meta, heads
+
+
+def load_adapter(folder: str | Path, meta: dict) -> dict[str, torch.Tensor] | None:
+    """The bundle's encoder adapter tensors (float32), or None for a frozen encoder."""
+    spec = meta.get("adapter")
+    if not spec:
+        return None
+    from safetensors.torch import load_file
+
+    return {k: v.float() for k, v in load_file(str(Path(folder) / spec["file"])).items()}

@@ -28,7 +28,8 @@ import torch
 
 from reputation_pipeline.scoring.data import LABELS, TASKS
 from reputation_pipeline.scoring.encoder import encode, load_encoder, local_only, resolve_model_ref
-from reputation_pipeline.scoring.heads import is_heads_bundle, load_bundle
+from reputation_pipeline.scoring.adapters import merge_adapter
+from reputation_pipeline.scoring.heads import is_heads_bundle, load_adapter, load_bundle
 from reputation_pipeline.scoring.normalize import content_hash, model_input, normalize_text
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "default_models"
@@ -57,13 +58,17 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class HeadsBackend:
-    """Frozen encoder + heads bundle: one encoder pass feeds every head."""
+    """Encoder (frozen, or with a merged adapter) + heads bundle: one encoder
+    pass feeds every head."""
 
     def __init__(self, ref: str, options: InferenceOptions):
         self.ref = ref
         self.path = Path(resolve_ref(ref))
         self.meta, self.heads = load_bundle(self.path)
         self.tokenizer, model = load_encoder(self.meta["encoder"])
+        adapter = load_adapter(self.path, self.meta)
+        if adapter is not None:  # fine-tuned: fold the LoRA update into the encoder once
+            merge_adapter(model, adapter, float(self.meta["adapter"]["alpha"]), int(self.meta["adapter"]["rank"]))
         self.model = quantize_int8(model) if options.quantize else model
         self.options = options
         self.features = list(self.meta["features"])

@@ -1,0 +1,110 @@
+"""Fine-tuned default models: LoRA merge equivalence (pure) and a CPU smoke run
+of ``models train`` on a tiny TweetEval-format data folder."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from reputation_pipeline.scoring.adapters import LoRALinear, adapter_state, inject_lora, merge_adapter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny_bert(seed: int = 0):
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+    return BertModel(cfg).eval()
+
+
+def test_merged_adapter_equals_the_wrapped_model():
+    trained, plain = _tiny_bert(), _tiny_bert()
+    names = inject_lora(trained, rank=4, alpha=8.0)
+    assert len(names) == 2 * 6 and all(isinstance(trained.get_submodule(n), LoRALinear) for n in names)
+    trainable = {n for n, p in trained.named_parameters() if p.requires_grad}
+    assert trainable and all(".lora_" in n or "LayerNorm" in n for n in trainable)
+    with torch.no_grad():  # stand-in for training: non-zero updates everywhere
+        for n, p in trained.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    state = adapter_state(trained)
+    assert merge_adapter(plain, state, alpha=8.0, rank=4) == len(state) - len(names)  # lora_B folded with its A
+    ids = torch.randint(0, 100, (3, 7))
+    mask = torch.ones_like(ids)
+    mask[0, 5:] = 0
+    with torch.no_grad():
+        a = trained(input_ids=ids, attention_mask=mask).last_hidden_state
+        b = plain(input_ids=ids, attention_mask=mask).last_hidden_state
+        base = _tiny_bert()(input_ids=ids, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(a, base, atol=1e-3)  # the adapter does change the encoder
+
+
+def test_merge_rejects_tensors_the_encoder_does_not_have():
+    with pytest.raises(ValueError, match="not a Linear"):
+        merge_adapter(_tiny_bert(), {"encoder.nope.lora_A": torch.zeros(2, 16), "encoder.nope.lora_B": torch.zeros(16, 2)},
+                      alpha=2.0, rank=2)
+
+
+def _tiny_data(root: Path) -> Path:
+    """A few tweets per task in the shared data layout (TweetEval + SemEval 4A)."""
+    rng = np.random.default_rng(0)
+    pos = ["love this so much", "great service thanks", "best day ever", "amazing work team"]
+    neg = ["worst app ever", "you are stupid idiots", "hate this garbage", "terrible awful people"]
+    neu = ["the store opens at nine", "new version is out", "meeting moved to friday", "it is raining"]
+
+    def write(task: str, split: str, rows: list[tuple[str, int]]) -> None:
+        d = root / "tweeteval" / task
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{split}_text.txt").write_text("".join(f"{t}\n" for t, _ in rows))
+        (d / f"{split}_labels.txt").write_text("".join(f"{y}\n" for _, y in rows))
+
+    def sample(groups: list[tuple[list[str], int]], n: int, tag: str) -> list[tuple[str, int]]:
+        out = []
+        for i in range(n):
+            texts, y = groups[i % len(groups)]
+            out.append((f"{texts[rng.integers(len(texts))]} {tag}{i}", y))
+        return out
+
+    semeval = root / "semeval2017_task4a"
+    semeval.mkdir(parents=True)
+    names = {0: "negative", 1: "neutral", 2: "positive"}
+    rows = sample([(neg, 0), (neu, 1), (pos, 2)], 30, "s")
+    (semeval / "twitter-2013train-A.txt").write_text("".join(f"{i}\t{names[y]}\t{t}\n" for i, (t, y) in enumerate(rows)))
+    write("sentiment", "val", sample([(neg, 0), (neu, 1), (pos, 2)], 9, "v"))
+    for task in ("offensive", "hate"):
+        write(task, "train", sample([(pos + neu, 0), (neg, 1)], 30, "t"))
+        write(task, "val", sample([(pos + neu, 0), (neg, 1)], 8, "v"))
+    return root
+
+
+def test_models_train_smoke_on_cpu_writes_a_loadable_bundle(tmp_path):
+    data = _tiny_data(tmp_path / "data")
+    out = tmp_path / "bundle"
+    proc = subprocess.run(
+        [sys.executable, "-m", "reputation_pipeline.scoring.cli", "models", "train", "--data", str(data),
+         "--out", str(out), "--epochs", "2", "--batch-size", "8", "--device", "cpu"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "epoch 2:" in proc.stdout and "validation:" in proc.stdout
+    meta = json.loads((out / "heads.json").read_text())
+    assert meta["model_version"].startswith("minilm6-lora-") and meta["adapter"]["rank"] == 16
+    assert set(meta["validation_metrics"]) == {"sentiment", "offensive", "hate"}
+    assert meta["training"]["config"]["seed"] == 13 and meta["training"]["data_files"]
+    assert meta["tasks"]["sentiment"]["train"]["sources"] == {"semeval2017_task4a/twitter-2013train-A.txt": 30}
+    assert sum(p.stat().st_size for p in out.iterdir()) < 3_000_000
+
+    from reputation_pipeline.scoring.models import ModelConfig, Scorer
+
+    scorer = Scorer(ModelConfig(models={t: str(out) for t in ("sentiment", "offensive", "hate")}))
+    assert scorer.model_version == meta["model_version"]
+    res = scorer.score(["hate this garbage", "love this so much"])
+    for task, p in res.probs.items():
+        assert p.shape[0] == 2 and np.allclose(p.sum(-1), 1.0, atol=1e-4), task
