@@ -108,3 +108,26 @@ def test_models_train_smoke_on_cpu_writes_a_loadable_bundle(tmp_path):
     res = scorer.score(["hate this garbage", "love this so much"])
     for task, p in res.probs.items():
         assert p.shape[0] == 2 and np.allclose(p.sum(-1), 1.0, atol=1e-4), task
+
+
+def test_fit_bias_moves_the_decision_to_the_best_threshold():
+    from reputation_pipeline.scoring.calibrate import fit_bias
+    from reputation_pipeline.scoring.metrics import task_metric
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    # an over-confident "offensive" score: the best cut is well above 0.5
+    p1 = np.clip(0.45 + 0.4 * y + rng.normal(0, 0.15, len(y)), 0.001, 0.999)
+    probs = np.stack([1 - p1, p1], axis=1)
+    bias, before, after = fit_bias("offensive", probs, y)
+    assert bias[0] == 0.0 and bias[1] < 0 and after > before
+    logits = np.log(probs) + np.asarray(bias)
+    assert task_metric("offensive", y, logits.argmax(-1))[1] == pytest.approx(after)
+    # already calibrated: no bias
+    perfect = np.stack([1 - y * 0.9 - 0.05, y * 0.9 + 0.05], axis=1)
+    assert fit_bias("hate", perfect, y)[0] == [0.0, 0.0]
+    # three classes: macro recall never gets worse
+    y3 = rng.integers(0, 3, 1500)
+    p3 = rng.dirichlet([1, 1, 1], len(y3)) * 0.5 + np.eye(3)[y3] * 0.5 * (rng.random(len(y3)) < 0.6)[:, None]
+    b3, before3, after3 = fit_bias("sentiment", p3 / p3.sum(1, keepdims=True), y3)
+    assert len(b3) == 3 and b3[1] == 0.0 and after3 >= before3

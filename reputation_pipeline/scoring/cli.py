@@ -31,6 +31,17 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    import torch
+
+    from reputation_pipeline.scoring.calibrate import calibrate
+    from reputation_pipeline.scoring.models import resolve_ref
+
+    torch.set_num_threads(args.threads)
+    calibrate(Path(resolve_ref(args.model)), data_dir=args.data, log=lambda m: print(m, flush=True))
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     import torch
 
@@ -69,6 +80,11 @@ def register_cli(subparsers) -> None:
     t.add_argument("--seed", type=int, default=SEED)
     t.add_argument("--threads", type=int, default=2)
     t.set_defaults(func=_train)
+    c = sub.add_parser("calibrate", help="fit a bundle's per-task decision biases on the training dev split (in place)")
+    c.add_argument("--model", default="default", help="'default' or a heads bundle folder")
+    c.add_argument("--data", help="labeled data folder (default: ../shared/data or $REPUTATION_SCORING_DATA)")
+    c.add_argument("--threads", type=int, default=2)
+    c.set_defaults(func=_calibrate)
     e = sub.add_parser("eval", help="print a task's metric on TweetEval-format files")
     e.add_argument("--task", required=True, choices=["sentiment", "offensive", "hate"])
     e.add_argument("--texts", required=True, type=Path)

@@ -28,10 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from reputation_pipeline.scoring.calibrate import bundle_version, calibrate, dev_split
 from reputation_pipeline.scoring.adapters import DEFAULT_TARGETS, adapter_state, inject_lora
 from reputation_pipeline.scoring.data import LABELS, TASKS, default_data_dir, load_task
 from reputation_pipeline.scoring.encoder import BUILTIN_ENCODER, load_encoder, pool, resolve_model_ref
-from reputation_pipeline.scoring.heads import ADAPTER_FILE, BUNDLE_FORMAT, HEADS_FILE, Head, save_bundle
+from reputation_pipeline.scoring.heads import ADAPTER_FILE, BUNDLE_FORMAT, Head, save_bundle
 from reputation_pipeline.scoring.metrics import task_metric
 from reputation_pipeline.scoring.normalize import model_input
 
@@ -144,12 +145,6 @@ def _predict(model: MultiTaskModel, task: str, ids: list[list[int]], pad_id: int
     return pred
 
 
-def _split_dev(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.random.default_rng(seed).permutation(n)
-    n_dev = max(1, n // 10)
-    return idx[n_dev:], idx[:n_dev]
-
-
 def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN_ENCODER,
           config: FinetuneConfig = FinetuneConfig(), device: str = "auto", threads: int = 2,
           log=print) -> dict:
@@ -171,7 +166,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
     data: dict[str, dict] = {}
     for task in TASKS:
         tr, va = load_task(task, data_dir)
-        fit, dv = _split_dev(len(tr.labels), cfg.seed)
+        fit, dv = dev_split(len(tr.labels), cfg.seed)
         if cfg.limit:
             fit, dv = fit[: cfg.limit], dv[: max(1, cfg.limit // 10)]
             va.texts, va.labels = va.texts[: cfg.limit], va.labels[: cfg.limit]
@@ -277,8 +272,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
             },
         }
         save_bundle(out_dir, heads_cpu, meta, adapter=adapter16)
-        digest = hashlib.sha256((out_dir / HEADS_FILE).read_bytes() + (out_dir / ADAPTER_FILE).read_bytes()).hexdigest()[:10]
-        meta["model_version"] = f"minilm6-lora-{digest}"
+        meta["model_version"] = bundle_version(out_dir, meta, "minilm6-lora")
         meta["training"]["wall_seconds"] = round(time.time() - t0, 1)
         save_bundle(out_dir, heads_cpu, meta, adapter=adapter16)
         log(f"wrote {out_dir} model_version={meta['model_version']} in {meta['training']['wall_seconds']}s")
@@ -321,4 +315,6 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
             best = (mean, ep, snap, dev_m)
             if ep < cfg.epochs:
                 export(best, ep)
-    return export(best, cfg.epochs)
+    export(best, cfg.epochs)
+    log("calibrating the decision biases on the dev split")
+    return calibrate(out_dir, data_dir=data_dir, seed=cfg.seed, log=log)

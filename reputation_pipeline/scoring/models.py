@@ -76,6 +76,9 @@ class HeadsBackend:
         self.languages = tuple(self.meta.get("languages", ["en"]))
         self.version = self.meta["model_version"]
         self.max_length = int(self.meta.get("max_length", options.max_length))
+        # decision calibration (calibrate.py): added to the logits before the softmax
+        self.bias = {t: torch.tensor(spec.get("logit_bias") or [0.0] * len(spec["labels"]), dtype=torch.float32)
+                     for t, spec in self.meta["tasks"].items()}
 
     def labels(self, task: str) -> tuple[str, ...]:
         return tuple(self.meta["tasks"][task]["labels"])
@@ -92,7 +95,7 @@ class HeadsBackend:
         out = {}
         with torch.inference_mode():
             for t in tasks:
-                out[t] = torch.softmax(self.heads[t](x), dim=-1).numpy()
+                out[t] = torch.softmax(self.heads[t](x) + self.bias[t], dim=-1).numpy()
         return out
 
 
@@ -177,7 +180,8 @@ def get_backend(ref: str, task: str, options: InferenceOptions):
     """Backends are cached per process (loading costs seconds)."""
     path = resolve_ref(ref)
     heads = is_heads_bundle(path)
-    key = (path, None if heads else task, options)
+    # a bundle's version is part of the key: a retrained or recalibrated folder reloads
+    key = (path, ref_version(path) if heads else task, options)
     with _LOCK:
         if key not in _BACKENDS:
             _BACKENDS[key] = HeadsBackend(path, options) if heads else SeqClsBackend(path, task, options)

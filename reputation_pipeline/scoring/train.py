@@ -20,7 +20,8 @@ import torch
 
 from reputation_pipeline.scoring.data import LABELS, TASKS, default_data_dir, load_task
 from reputation_pipeline.scoring.encoder import BUILTIN_ENCODER, resolve_model_ref
-from reputation_pipeline.scoring.heads import BUNDLE_FORMAT, HEADS_FILE, Head, save_bundle
+from reputation_pipeline.scoring.calibrate import bundle_version
+from reputation_pipeline.scoring.heads import BUNDLE_FORMAT, Head, save_bundle
 from reputation_pipeline.scoring.metrics import task_metric
 from reputation_pipeline.scoring.train_features import ALL_FEATURES, cached_features
 
@@ -164,8 +165,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, cache_dir: Path | None
             p.data = p.data.half().float()
     out_dir = Path(out_dir)
     save_bundle(out_dir, heads, meta)
-    digest = _sha256(out_dir / HEADS_FILE)[:10]
-    meta["model_version"] = f"minilm6-mlp-{digest}"
+    meta["model_version"] = bundle_version(out_dir, meta, "minilm6-mlp")
     meta["training"]["wall_seconds"] = round(time.time() - t0, 1)
     save_bundle(out_dir, heads, meta)
     log(f"wrote {out_dir} model_version={meta['model_version']} in {meta['training']['wall_seconds']}s")
