@@ -63,7 +63,7 @@ def naive_scores(be: HeadsBackend, texts: list[str], shared: bool) -> dict[str, 
                 res = be.model(**enc, output_hidden_states=True)
                 feats = pool(res.hidden_states, enc["attention_mask"], be.features)
                 for t in tasks:
-                    out[t].append(torch.softmax(be.heads[t](feats), -1)[0].numpy())
+                    out[t].append(torch.softmax(be.heads[t](feats) + be.bias[t], -1)[0].numpy())
     return {t: np.stack(v) for t, v in out.items()}
 
 

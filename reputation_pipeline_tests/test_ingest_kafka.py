@@ -128,3 +128,24 @@ def test_retention_gap_fails_loudly_and_is_recorded(kafka_settings, tmp_path, pl
     assert gaps
     gap = json.loads(store.get(gaps[0]))
     assert gap["log_start_offset"] == 450 and gap["lost_offsets"] > 0
+
+
+def test_unconfigured_posts_topic_is_warned_about_once(kafka_settings, tmp_path, platform):
+    """A posts topic whose platform is not configured is skipped with one warning,
+    not one per sensor tick (the cursor remembers it)."""
+    import time
+
+    from reputation_pipeline.ingest.drain import make_consumer
+    from reputation_pipeline.ingest.tick import plan_tick
+
+    ensure_topic(kafka_settings, topic_for(platform), 1)
+    plan_log = PlanLog(open_lake(str(tmp_path / "lake")))
+    consumer = make_consumer(kafka_settings.client_config())
+    try:
+        first = plan_tick(consumer, plan_log, frozenset({"not-" + platform}), PlanningPolicy(), {}, time.time())
+        second = plan_tick(consumer, plan_log, frozenset({"not-" + platform}), PlanningPolicy(), first.cursor, time.time())
+    finally:
+        consumer.close()
+    assert [w for w in first.warnings if topic_for(platform) in w]
+    assert not [w for w in second.warnings if topic_for(platform) in w]
+    assert topic_for(platform) not in first.cursor  # never planned

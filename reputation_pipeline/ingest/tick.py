@@ -43,6 +43,9 @@ class TickResult:
     warnings: list[str] = field(default_factory=list)
 
 
+IGNORED_KEY = "_ignored_topics"  # cursor entry (posts topics are never named so)
+
+
 def posts_topics(consumer: Consumer, platforms: frozenset[str], timeout: float = 10.0) -> tuple[list[str], list[str]]:
     """(topics to drain, posts topics ignored because their platform is unknown)."""
     topics = consumer.list_topics(timeout=timeout).topics
@@ -64,8 +67,13 @@ def plan_tick(
 ) -> TickResult:
     result = TickResult()
     topics, ignored = posts_topics(consumer, platforms)
+    # warn once per newly seen unconfigured topic, not on every tick (a shared broker may hold many)
+    seen = set(cursor.get(IGNORED_KEY, []))
     for name in ignored:
-        result.warnings.append(f"topic {name!r} ignored: platform not in {sorted(platforms)}")
+        if name not in seen:
+            result.warnings.append(f"topic {name!r} ignored: platform not in {sorted(platforms)}")
+    if ignored:
+        result.cursor[IGNORED_KEY] = sorted(ignored)
     for topic in topics:
         md = consumer.list_topics(topic, timeout=10).topics[topic]
         new, pending = [], []
