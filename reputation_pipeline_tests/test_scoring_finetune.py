@@ -93,7 +93,7 @@ def test_models_train_smoke_on_cpu_writes_a_loadable_bundle(tmp_path):
          "--out", str(out), "--epochs", "2", "--batch-size", "8", "--device", "cpu"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "epoch 2:" in proc.stdout and "validation:" in proc.stdout
+    assert "epoch 2:" in proc.stdout and "validation:" in proc.stdout and " eta " in proc.stdout
     meta = json.loads((out / "heads.json").read_text())
     assert meta["model_version"].startswith("minilm6-lora-") and meta["adapter"]["rank"] == 16
     assert set(meta["validation_metrics"]) == {"sentiment", "offensive", "hate"}

@@ -15,7 +15,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.method == "heads":  # the frozen-encoder baseline
         from reputation_pipeline.scoring.train import train
 
-        train(out, data_dir=args.data, cache_dir=args.cache_dir, hidden=args.hidden, epochs=args.epochs or 30,
+        train(out, data_dir=args.data, cache_dir=args.cache_dir, hidden=128 if args.hidden is None else args.hidden,
+              epochs=args.epochs or 30,
               seed=args.seed, threads=args.threads, log=log)
         return 0
     from reputation_pipeline.scoring.finetune import FinetuneConfig, train as finetune

@@ -282,6 +282,8 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
     best: tuple[float, int, dict | None, dict] = (-1.0, 0, None, {})
     history = []
     step = 0
+    t_train = time.time()
+    log_every = max(1, min(200, total // 10))
     for ep in range(1, cfg.epochs + 1):
         model.train()
         t_ep, seen, loss_sum = time.time(), 0, 0.0
@@ -299,9 +301,11 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
             step += 1
             seen += len(rows)
             loss_sum += loss.item() * len(rows)
-            if step % 200 == 0:
+            if step % log_every == 0:
                 rate = seen / max(1e-6, time.time() - t_ep)
-                log(f"  epoch {ep}/{cfg.epochs} step {step}/{total} loss={loss_sum / seen:.4f} {rate:.0f} examples/s")
+                eta = (total - step) * (time.time() - t_train) / step
+                log(f"  epoch {ep}/{cfg.epochs} step {step}/{total} loss={loss_sum / seen:.4f} {rate:.0f} examples/s"
+                    f" eta {eta / 60:.0f} min")
         dev_m = {}
         for t in TASKS:
             pred = _predict(model, t, data[t]["dev_ids"], pad_id, dev, amp)
