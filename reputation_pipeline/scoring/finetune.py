@@ -16,10 +16,8 @@ present (bf16 autocast), else on the CPU.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import platform
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,15 +26,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from reputation_pipeline.scoring.calibrate import bundle_version, calibrate, dev_split
 from reputation_pipeline.scoring.adapters import DEFAULT_TARGETS, adapter_state, inject_lora
+from reputation_pipeline.scoring.calibrate import bundle_version, calibrate, dev_split
 from reputation_pipeline.scoring.data import LABELS, TASKS, default_data_dir, load_task
 from reputation_pipeline.scoring.encoder import BUILTIN_ENCODER, load_encoder, pool, resolve_model_ref
 from reputation_pipeline.scoring.heads import ADAPTER_FILE, BUNDLE_FORMAT, Head, save_bundle
 from reputation_pipeline.scoring.metrics import task_metric
 from reputation_pipeline.scoring.normalize import model_input
+from reputation_pipeline.scoring.train import SEED, _seed, _sha256  # one seeding / hashing for both trainers
 
-SEED = 13
 
 
 @dataclass(frozen=True)
@@ -57,20 +55,6 @@ class FinetuneConfig:
     emoji: str = "describe"
     seed: int = SEED
     limit: int = 0  # cap per task and split (smoke runs); 0 = all
-
-
-def _seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _package_encoder_sha(encoder: str) -> str | None:

@@ -20,7 +20,7 @@ import torch
 
 from reputation_pipeline.scoring.data import LABELS, TASKS, default_data_dir, load_task
 from reputation_pipeline.scoring.encoder import BUILTIN_ENCODER, resolve_model_ref
-from reputation_pipeline.scoring.calibrate import bundle_version
+from reputation_pipeline.scoring.calibrate import bundle_version, dev_split
 from reputation_pipeline.scoring.heads import BUNDLE_FORMAT, Head, save_bundle
 from reputation_pipeline.scoring.metrics import task_metric
 from reputation_pipeline.scoring.train_features import ALL_FEATURES, cached_features
@@ -48,10 +48,8 @@ def train_head(task: str, x_tr: np.ndarray, y_tr: np.ndarray, *, hidden: int, ep
     """Fit one head; the epoch with the best task metric on a 10% dev split wins."""
     _seed(seed)
     n_out = len(LABELS[task])
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(y_tr))
-    n_dev = max(1, len(idx) // 10)
-    dev, fit = idx[:n_dev], idx[n_dev:]
+    fit, dev = dev_split(len(y_tr), seed)
+    n_dev = len(dev)
     xf, yf = torch.from_numpy(x_tr[fit]), torch.from_numpy(y_tr[fit]).long()
     xd, yd = torch.from_numpy(x_tr[dev]), y_tr[dev]
     head = Head(x_tr.shape[1], n_out, hidden, dropout)
