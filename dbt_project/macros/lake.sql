@@ -39,14 +39,28 @@
 {%- endif -%}
 {%- endmacro %}
 
-{% macro min_date() -%}{{ var('min_date', none) }}{%- endmacro %}
-{% macro max_date() -%}{{ var('max_date', none) }}{%- endmacro %}
+{% macro window_bound(name) -%}
+{#- A bound of the partition window (name: 'min_date' or 'max_date', ISO timestamps).
+    The var wins when given (`dbt build --vars '{min_date: ..., max_date: ...}'` by hand);
+    else REPUTATION_DBT_MIN_DATE / REPUTATION_DBT_MAX_DATE, which the Dagster asset sets
+    per run. The environment is read only while executing, never while parsing: a new
+    window every micro-batch then keeps dbt's partial parsing valid, where a changed
+    --vars forces a full re-parse of the project (seconds per run). -#}
+{%- set value = var(name, none) -%}
+{%- if value is none and execute -%}
+{%- set value = env_var('REPUTATION_DBT_' ~ (name | upper), '') or none -%}
+{%- endif -%}
+{{ return(value) }}
+{%- endmacro %}
+
+{% macro min_date() -%}{{ return(window_bound('min_date')) }}{%- endmacro %}
+{% macro max_date() -%}{{ return(window_bound('max_date')) }}{%- endmacro %}
 
 {% macro window_filter(ts_column, dt_column=none) -%}
 {#- [min_date, max_date) on the event time; the dt predicate lets DuckDB prune
-    hive partitions (folders) before reading them. True when the vars are unset. -#}
-{%- set lo = var('min_date', none) -%}
-{%- set hi = var('max_date', none) -%}
+    hive partitions (folders) before reading them. True when no window is set. -#}
+{%- set lo = min_date() -%}
+{%- set hi = max_date() -%}
 {%- if lo is not none and hi is not none -%}
 {{ ts_column }} >= {{ sql_str(lo) }}::timestamptz and {{ ts_column }} < {{ sql_str(hi) }}::timestamptz
 {%- if dt_column %} and {{ dt_column }} between ({{ sql_str(lo) }}::timestamptz)::date and ({{ sql_str(hi) }}::timestamptz)::date{% endif %}
@@ -56,8 +70,8 @@ true
 {%- endmacro %}
 
 {% macro dt_filter(dt_column) -%}
-{%- set lo = var('min_date', none) -%}
-{%- set hi = var('max_date', none) -%}
+{%- set lo = min_date() -%}
+{%- set hi = max_date() -%}
 {%- if lo is not none and hi is not none -%}
 {{ dt_column }} between ({{ sql_str(lo) }}::timestamptz)::date and ({{ sql_str(hi) }}::timestamptz)::date
 {%- else -%}
@@ -68,7 +82,7 @@ true
 {% macro delete_window(ts_column='window_start') -%}
 {#- pre_hook of the windowed incremental models: empty the partition's window first,
     so a re-run replaces it exactly (even when it now has fewer rows). -#}
-{%- if is_incremental() and var('min_date', none) is not none and var('max_date', none) is not none -%}
+{%- if is_incremental() and min_date() is not none and max_date() is not none -%}
 delete from {{ this }} where {{ window_filter(ts_column) }}
 {%- else -%}
 select 1

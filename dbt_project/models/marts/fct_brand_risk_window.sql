@@ -2,7 +2,7 @@
 -- partition (zero-mention windows included, so calm and "no data" are explicit).
 -- data_status says whether the window can be judged at all: 'no_posts' (no post
 -- from any platform: ingest stalled), 'no_scores' (posts but none scored: scoring
--- stalled) or 'ok'. Incremental over [min_date, max_date).
+-- stalled) or 'ok'. Incremental over the window [min_date, max_date) (macros/lake.sql).
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -16,10 +16,10 @@ with posts as (
 ),
 
 windows as (
-    {%- if var('min_date', none) is not none and var('max_date', none) is not none %}
+    {%- if min_date() is not none and max_date() is not none %}
     select unnest(generate_series(
-        date_trunc('hour', {{ sql_str(var('min_date')) }}::timestamptz),
-        {{ sql_str(var('max_date')) }}::timestamptz - interval 1 hour,
+        date_trunc('hour', {{ sql_str(min_date()) }}::timestamptz),
+        {{ sql_str(max_date()) }}::timestamptz - interval 1 hour,
         interval 1 hour)) as window_start
     {%- else %}
     select unnest(generate_series(min(window_start), max(window_start), interval 1 hour)) as window_start
