@@ -24,12 +24,59 @@ import time
 import uuid
 
 
+def step_seconds(instance, run_ids: list[str]) -> dict:
+    """Per step of the runs (post_scores, reputation_dbt, brand_alerts, ...) the seconds
+    from STEP_START to its end, and ``run_overhead``: the rest of the runs' wall time
+    (run creation, planned events, resource set-up, checks' bookkeeping)."""
+    out: dict[str, float] = {}
+    total = 0.0
+    for run_id in run_ids:
+        starts: dict[str, float] = {}
+        first = last = None
+        for rec in instance.all_logs(run_id):
+            ev = rec.dagster_event
+            first = rec.timestamp if first is None else first
+            last = rec.timestamp
+            if ev is None or not ev.step_key:
+                continue
+            if ev.event_type_value == "STEP_START":
+                starts[ev.step_key] = rec.timestamp
+            elif ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and ev.step_key in starts:
+                out[ev.step_key] = out.get(ev.step_key, 0.0) + rec.timestamp - starts.pop(ev.step_key)
+        if first is not None:
+            total += last - first
+    out["run_overhead"] = total - sum(out.values())
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def where_time_goes(cycles: list[dict]) -> dict:
+    """Means over the cycles that ingested posts."""
+    busy = [c for c in cycles if c.get("rows")]
+    if not busy:
+        return {}
+    out = {"busy_cycles": len(busy),
+           "mean_cycle_s": round(statistics.mean(c["ingest_s"] + c.get("micro_batch_s", 0) for c in busy), 1),
+           "mean_rows_per_cycle": round(statistics.mean(c["rows"] for c in busy)),
+           "mean_ingest_s": round(statistics.mean(c["ingest_s"] for c in busy), 1),
+           "mean_micro_batch_s": round(statistics.mean(c.get("micro_batch_s", 0) for c in busy), 1)}
+    steps: dict[str, list[float]] = {}
+    for c in busy:
+        for k, v in (c.get("steps_s") or {}).items():
+            steps.setdefault(k, []).append(v)
+    out["mean_steps_s"] = {k: round(statistics.mean(v), 1) for k, v in steps.items()}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--seconds", type=float, default=150.0, help="how long to stream posts")
     ap.add_argument("--crisis-at", type=float, default=40.0, help="seconds of calm before the crisis")
     ap.add_argument("--crisis-brand", default="acme")
+    ap.add_argument("--poll", type=float, default=1.0, help="seconds between sensor ticks while nothing is planned")
+    ap.add_argument("--full-build-every", type=float, default=None,
+                    help="seconds between full builds (dbt tests, published marts) while the stream never idles; "
+                         "default REPUTATION_FULL_BUILD_INTERVAL_S or 600")
     args = ap.parse_args()
 
     from reputation_pipeline.stack import local
@@ -52,7 +99,7 @@ def main() -> int:
     from reputation_pipeline.ingest.kafka_client import KafkaResource, KafkaSettings, topic_for
     from reputation_pipeline.ingest.produce import ensure_topic, make_producer
     from reputation_pipeline.ingest.synthetic import PostGenerator, SyntheticConfig
-    from reputation_pipeline.pipeline.driver import downstream, ingest_cycle
+    from reputation_pipeline.pipeline.driver import Driver
     from reputation_pipeline.pipeline.instance import ensure_dagster_home
     from reputation_pipeline.resources import LakeResource
 
@@ -98,17 +145,26 @@ def main() -> int:
                 arrivals.append((now, json.loads(line)))
 
     cycles: list[dict] = []
+    errors: list[str] = []
+    drv = Driver(defs, instance, log=lambda m: None, full_build_every_s=args.full_build_every)
 
     def driver():
-        cursor = None
         while not stop.is_set():
-            summary, cursor = ingest_cycle(defs, instance, cursor, log=lambda m: None)
-            entry = {"ingest_s": round(summary.seconds, 1), "rows": summary.rows}
-            if summary.partitions:
-                entry.update(downstream(defs, instance, summary.partitions, log=lambda m: None))
-            cycles.append(entry)
-            if not summary.rows:
+            t0 = time.time()
+            try:
+                summary, down = drv.cycle()
+            except Exception as exc:  # a failed tick or run is retried, as the daemon would
+                errors.append(f"{type(exc).__name__}: {exc}")
                 time.sleep(1)
+                continue
+            entry = {"t": round(t0 - started, 1), "ingest_s": round(summary.seconds, 1), "rows": summary.rows,
+                     **{k: v for k, v in down.items() if k != "run_ids"}}
+            if down.get("run_ids"):
+                entry["steps_s"] = step_seconds(instance, down["run_ids"])
+            cycles.append(entry)
+            print(json.dumps(entry), file=sys.stderr, flush=True)
+            if not summary.rows:
+                time.sleep(args.poll)
 
     threads = [threading.Thread(target=f, daemon=True) for f in (producer, follower, driver)]
     for t in threads:
@@ -136,10 +192,9 @@ def main() -> int:
         "first_crisis_alert_after_crisis_start_s": round(first - started - args.crisis_at, 1) if first else None,
         "latency_p50_s": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p95_s": round(statistics.quantiles(latencies, n=20)[-1], 1) if len(latencies) >= 2 else None,
-        "cycles": len(cycles),
-        "mean_ingest_s": round(statistics.mean(c["ingest_s"] for c in cycles), 1) if cycles else None,
-        "mean_scoring_s": round(statistics.mean(c["scoring_s"] for c in cycles if "scoring_s" in c), 1) if any("scoring_s" in c for c in cycles) else None,
-        "mean_aggregation_s": round(statistics.mean(c["aggregation_s"] for c in cycles if "aggregation_s" in c), 1) if any("aggregation_s" in c for c in cycles) else None,
+        "cycles": len(cycles), "driver_errors": len(errors),
+        "full_builds": sum(1 for c in cycles if "full_build_s" in c),
+        **where_time_goes(cycles),
     }
     print(json.dumps(result))
     return 0

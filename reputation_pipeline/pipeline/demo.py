@@ -34,8 +34,9 @@ def run_demo(calm_posts: int = 800, crisis_posts: int = 800) -> int:
         os.environ.update(local.env_vars(cfg))
 
     from reputation_pipeline.alerts.cli import tail
+    from reputation_pipeline.alerts.publisher import ALERTS_TOPIC
     from reputation_pipeline.ingest.kafka_client import KafkaSettings
-    from reputation_pipeline.ingest.produce import produce
+    from reputation_pipeline.ingest.produce import ensure_topic, produce
     from reputation_pipeline.pipeline.driver import run_until_idle
     from reputation_pipeline.pipeline.instance import get_instance
 
@@ -45,38 +46,35 @@ def run_demo(calm_posts: int = 800, crisis_posts: int = 800) -> int:
     _say("loading the pipeline definitions (dbt manifest, models) ...")
     from reputation_pipeline.definitions import defs
 
-    # show alerts as they arrive, from a consumer on the topic
+    # show alerts as they arrive, from one consumer on the topic for the whole demo (the
+    # topic exists first, so the consumer starts at its end before the first alert)
     seen: list[dict] = []
-    stop = threading.Event()
+    topic = os.environ.get("REPUTATION_ALERTS_TOPIC") or ALERTS_TOPIC
+    ensure_topic(settings, topic, 3)
 
-    def follow():
-        buf = io.StringIO()
-        while not stop.is_set():
-            n0 = len(buf.getvalue())
-            tail(settings, from_beginning=False, idle_timeout=2.0, as_json=True, out=buf)
-            for line in buf.getvalue()[n0:].splitlines():
+    class Printer(io.TextIOBase):
+        def write(self, line: str) -> int:
+            if line.strip():
                 alert = json.loads(line)
                 seen.append(alert)
                 _say(f"ALERT [{alert.get('status')}/{alert.get('severity')}] {alert.get('brand')} · {alert.get('rule')} · "
                      f"{alert.get('window_start')} — {alert.get('summary') or ''}")
                 for post in (alert.get("explanation") or {}).get("top_posts", [])[:2]:
                     _say(f"    top post ({post.get('platform')}): {post.get('url')}")
+            return len(line)
 
-    follower = threading.Thread(target=follow, daemon=True)
+    follower = threading.Thread(target=tail, args=(settings, topic), daemon=True,
+                                kwargs={"from_beginning": False, "idle_timeout": None, "as_json": True, "out": Printer()})
     follower.start()
-    try:
-        for phase, count, crisis in (("calm", calm_posts, None), ("crisis", crisis_posts, CRISIS_BRAND)):
-            for platform in PLATFORMS:
-                produce(settings, platform, count, crisis_brand=crisis, crisis_share=0.4, progress=False)
-            _say(f"produced {count} {phase} posts on each of {', '.join(PLATFORMS)}"
-                 + (f" (crisis for brand {crisis!r})" if crisis else ""))
-        # one pass over the backlog, as the sensor and automation would on their next ticks
-        totals = run_until_idle(defs, instance, log=_say)
-        _say(f"pipeline idle: {totals}")
-        time.sleep(4)  # let the follower print the last alerts
-    finally:
-        stop.set()
-        follower.join(timeout=10)
+    for phase, count, crisis in (("calm", calm_posts, None), ("crisis", crisis_posts, CRISIS_BRAND)):
+        for platform in PLATFORMS:
+            produce(settings, platform, count, crisis_brand=crisis, crisis_share=0.4, progress=False)
+        _say(f"produced {count} {phase} posts on each of {', '.join(PLATFORMS)}"
+             + (f" (crisis for brand {crisis!r})" if crisis else ""))
+    # one pass over the backlog, as the sensor and automation would on their next ticks
+    totals = run_until_idle(defs, instance, log=_say)
+    _say(f"pipeline idle: {totals}")
+    time.sleep(4)  # let the follower print the last alerts (a daemon thread: it ends with the process)
     by_brand = Counter((a.get("brand"), a.get("rule"), a.get("status")) for a in seen)
     _say(f"summary after {time.monotonic() - started:.0f}s: {len(seen)} alerts on reputation.alerts")
     for (brand, rule, status), n in sorted(by_brand.items()):

@@ -14,7 +14,21 @@ aggregation_job = dg.define_asset_job(
     "aggregation_job",
     # dbt models and seeds (and their tests), published marts, alerts
     selection=dg.AssetSelection.assets(*aggregation_assets, *alerts_assets),
-    description="dbt models, published marts and alerts for a range of hour partitions (one dbt invocation).",
+    description="dbt models, seeds and every dbt test (as asset checks), published marts and alerts for a range "
+    "of hour partitions (one dbt invocation).",
 )
 
-pipeline_jobs = [scoring_job, aggregation_job]
+# Everything brand_alerts needs, from the scores on: post_scores, and the dbt models and
+# seeds upstream of brand_alerts (the whole dbt graph today, minus the tests).
+ALERT_PATH = dg.AssetSelection.assets("brand_alerts").upstream() - dg.AssetSelection.assets("raw_posts")
+
+micro_batch_job = dg.define_asset_job(
+    "micro_batch_job",
+    # the dbt tests are left to aggregation_job; the scores' own checks (scores_in_range
+    # blocks bad scores from reaching the marts) and the alert outbox check stay
+    selection=ALERT_PATH.without_checks() | dg.AssetSelection.checks_for_assets("post_scores", "brand_alerts"),
+    description="The alert path for a range of freshly ingested hours, in one run: scores, the dbt models and "
+    "seeds brand_alerts depends on (no dbt tests: aggregation_job runs them, with the published marts), alerts.",
+)
+
+pipeline_jobs = [scoring_job, aggregation_job, micro_batch_job]
