@@ -235,7 +235,8 @@ def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, max_cy
         totals["partitions"] += len(summary.partitions)
         totals["alerts_published"] += down.get("alerts_published", 0)
         log(f"cycle {totals['cycles']}: {summary.rows} posts ({summary.quarantined} quarantined) into "
-            f"{len(summary.partitions)} hour partitions in {summary.seconds:.1f}s; {down}")
+            f"{len(summary.partitions)} hour partitions in {summary.seconds:.1f}s; "
+            f"{ {k: v for k, v in down.items() if k != 'run_ids'} }")
     full = driver.full_build()  # idle: the tests, published marts and the late hours
     if full:
         totals["alerts_published"] += full["alerts_published"]
