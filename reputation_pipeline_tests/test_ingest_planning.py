@@ -1,4 +1,6 @@
 """Unit tests of offset planning and the plan/commit log (local folder)."""
+import pytest
+
 from reputation_pipeline.ingest.checks import commit_log_problems
 from reputation_pipeline.ingest.planner import PartitionView, PlannedRange, PlanningPolicy, plan_partition, waiting_since
 from reputation_pipeline.ingest.plans import Commit, PlanLog
@@ -71,3 +73,30 @@ def test_unsafe_topic_names_never_reach_a_path(tmp_path):
         log.create_plan("../../etc", PlannedRange(0, 0, 1))
     with pytest.raises(ValueError):
         LocalStore(tmp_path).put("a/../../b", b"x")
+
+
+def test_watermarks_retry_transient_broker_errors_only():
+    """A restarted broker answers NOT_LEADER_FOR_PARTITION until leaders are
+    elected: retried with backoff. A permanent error is raised at once."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from reputation_pipeline.ingest.kafka_client import watermarks
+
+    class FlakyConsumer:
+        def __init__(self, errors):
+            self.errors, self.calls = list(errors), 0
+
+        def get_watermark_offsets(self, tp, timeout, cached):
+            self.calls += 1
+            if self.errors:
+                raise KafkaException(KafkaError(self.errors.pop(0)))
+            return (0, 42)
+
+    slept = []
+    c = FlakyConsumer([KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE])
+    assert watermarks(c, "social.posts.x", 0, sleep=slept.append) == (0, 42)
+    assert c.calls == 3 and slept == [0.25, 0.5]
+    with pytest.raises(KafkaException):
+        watermarks(FlakyConsumer([KafkaError.TOPIC_AUTHORIZATION_FAILED]), "t", 0, sleep=slept.append)
+    with pytest.raises(KafkaException):  # gives up after retry_for
+        watermarks(FlakyConsumer([KafkaError.NOT_LEADER_FOR_PARTITION] * 100), "t", 0, retry_for=0.0, sleep=slept.append)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import TopicPartition
-
 from reputation_pipeline.ingest.drain import DrainSettings, execute_plan, make_consumer
-from reputation_pipeline.ingest.kafka_client import KafkaSettings
+from reputation_pipeline.ingest.kafka_client import KafkaSettings, watermarks
 from reputation_pipeline.ingest.plans import Commit, PlanLog
 from reputation_pipeline.ingest.validate import Limits
 from reputation_pipeline.lake.store import LakeStore
@@ -46,7 +44,7 @@ def run_batch(
         for plan in plans:
             commits.append(execute_plan(plan, consumer=consumer, store=store, platforms=platforms,
                                         limits=limits, settings=settings))
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, plan.partition), timeout=10, cached=True)
+            _low, high = watermarks(consumer, topic, plan.partition, cached=True)
             lag[plan.partition] = max(0, high - plan.end) if high >= 0 else -1
         return BatchOutcome(commits, lag)
     finally:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from reputation_pipeline.ingest import fastpath
-from reputation_pipeline.ingest.kafka_client import platform_of
+from reputation_pipeline.ingest.kafka_client import platform_of, watermarks
 from reputation_pipeline.ingest.plans import Commit, Plan, PlanLog
 from reputation_pipeline.ingest.validate import Limits
 from reputation_pipeline.lake.schemas import QUARANTINE
@@ -157,7 +157,7 @@ def execute_plan(
     if existing is not None:
         return existing  # already committed: a replayed run is a no-op
 
-    low, _high = consumer.get_watermark_offsets(TopicPartition(plan.topic, plan.partition), timeout=30)
+    low, _high = watermarks(consumer, plan.topic, plan.partition, timeout=30)
     if plan.start < low:
         plan_log.record_gap(plan.topic, plan.partition, plan.start, low)
         raise RetentionGapError(

@@ -4,6 +4,7 @@ environment; secrets are never logged or put in run config."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import dagster as dg
@@ -90,3 +91,26 @@ def bind_env(resource_cls, fields: dict[str, str]):
 
 def kafka_resource_from_env() -> KafkaResource:
     return bind_env(KafkaResource, KAFKA_ENV_FIELDS)
+
+
+def watermarks(consumer, topic: str, partition: int, *, timeout: float = 10.0, cached: bool = False,
+               retry_for: float = 30.0, sleep=time.sleep) -> tuple[int, int]:
+    """(low, high) offsets of a partition. Retriable broker errors (e.g.
+    NOT_LEADER_FOR_PARTITION while a restarted broker elects leaders) are retried
+    with backoff for up to ``retry_for`` seconds instead of failing the tick or run."""
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+    transient = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                 KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
+    deadline = time.monotonic() + retry_for
+    delay = 0.25
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout, cached=cached)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            retriable = isinstance(err, KafkaError) and (err.code() in transient or err.retriable())
+            if not retriable or time.monotonic() + delay > deadline:
+                raise
+            sleep(delay)
+            delay = min(delay * 2, 4.0)

@@ -7,9 +7,9 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
-from reputation_pipeline.ingest.kafka_client import TOPIC_PREFIX, platform_of
+from reputation_pipeline.ingest.kafka_client import TOPIC_PREFIX, platform_of, watermarks
 from reputation_pipeline.ingest.planner import PartitionView, PlanningPolicy, plan_partition, waiting_since
 from reputation_pipeline.ingest.plans import Plan, PlanLog
 
@@ -80,7 +80,7 @@ def plan_tick(
         tcur = dict(cursor.get(topic, {}))
         for partition in sorted(md.partitions):
             pcur = dict(tcur.get(str(partition), {}))
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
+            low, high = watermarks(consumer, topic, partition)
             plans = plan_log.plans(topic, partition, after_start=pcur.get("hint"))
             committed_prefix = True
             for p in plans:
