@@ -21,26 +21,7 @@ import pyarrow.parquet as pq
 
 from reputation_pipeline.lake.schemas import RAW_POSTS
 from reputation_pipeline.lake.store import LakeStore
-
-SCORES = pa.schema(
-    [
-        ("post_id", pa.string()),
-        ("platform", pa.string()),
-        ("sentiment_label", pa.string()),
-        ("sentiment_negative", pa.float64()),
-        ("sentiment_neutral", pa.float64()),
-        ("sentiment_positive", pa.float64()),
-        ("offensive_score", pa.float64()),
-        ("offensive_label", pa.string()),
-        ("hate_score", pa.float64()),
-        ("hate_label", pa.string()),
-        ("language", pa.string()),
-        ("unscored_reason", pa.string()),
-        ("content_hash", pa.string()),
-        ("model_version", pa.string()),
-        ("scored_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
+from reputation_pipeline.scoring.schemas import SCORES  # the scoring stage's own contract
 
 CALM_TEXTS = [
     "Just tried the new {kw} app, pretty smooth so far",
@@ -112,6 +93,7 @@ def _score(rng: random.Random, post: dict, model_version: str, unscored: bool) -
     base = {
         "post_id": post["post_id"],
         "platform": post["kafka_topic"].rsplit(".", 1)[-1],
+        "event_time": post["event_time"],
         "language": "en",
         "content_hash": hashlib.sha256(post["text"].encode()).hexdigest(),
         "model_version": model_version,
@@ -120,7 +102,7 @@ def _score(rng: random.Random, post: dict, model_version: str, unscored: bool) -
     if unscored:
         return base | {
             "sentiment_label": None, "sentiment_negative": None, "sentiment_neutral": None,
-            "sentiment_positive": None, "offensive_score": None, "offensive_label": None,
+            "sentiment_positive": None, "sentiment_score": None, "offensive_score": None, "offensive_label": None,
             "hate_score": None, "hate_label": None, "unscored_reason": "unsupported_language",
         }
     if post["_crisis"]:
@@ -134,11 +116,15 @@ def _score(rng: random.Random, post: dict, model_version: str, unscored: bool) -
     label = max((neg, "negative"), (neu, "neutral"), (pos, "positive"))[1]
     return base | {
         "sentiment_label": label, "sentiment_negative": neg, "sentiment_neutral": neu,
-        "sentiment_positive": pos, "offensive_score": off,
+        "sentiment_positive": pos, "sentiment_score": pos - neg, "offensive_score": off,
         "offensive_label": "offensive" if off >= 0.5 else "not-offensive",
         "hate_score": hate, "hate_label": "hate" if hate >= 0.5 else "not-hate",
         "unscored_reason": None,
     }
+
+
+def _raw_key(platform: str, dt: str, hour: str) -> str:
+    return f"raw/posts/platform={platform}/dt={dt}/hour={hour}/sample-0.parquet"
 
 
 def _parquet(rows: Iterable[dict], schema: pa.Schema) -> bytes:
@@ -174,9 +160,10 @@ def write_sample_lake(store: LakeStore, spec: SampleLakeSpec) -> dict:
                 posts_written += 1
                 scores_by_part.setdefault(key[1:], []).append(
                     _score(rng, post, spec.model_version, unscored=(n % spec.unscored_every == 0))
+                    | {"source_file": _raw_key(*key)}
                 )
     for (platform, dt, hour), rows in sorted(raw_by_part.items()):
-        store.put(f"raw/posts/platform={platform}/dt={dt}/hour={hour}/sample-0.parquet", _parquet(rows, RAW_POSTS))
+        store.put(_raw_key(platform, dt, hour), _parquet(rows, RAW_POSTS))
     for (dt, hour), rows in sorted(scores_by_part.items()):
         store.put(f"scores/model={spec.model_version}/dt={dt}/hour={hour}/sample.parquet", _parquet(rows, SCORES))
     return {"posts": posts_written, "raw_files": len(raw_by_part), "score_files": len(scores_by_part)}
