@@ -6,7 +6,8 @@ settings through the headless driver (the real sensor, ingest job, scoring
 job, dbt and alert assets) in a loop, as the daemon would. For every alert
 about the crisis brand, the latency of each of its top posts is the time from
 that post's produce call to the alert's arrival on the topic. Prints p50/p95
-and where the time goes (per-stage durations of the driver's cycles).
+and where the time goes (per-stage durations of the driver's scoring-stage
+cycles and alert-stage runs, which overlap unless --serial).
 
     .venv/bin/python bench/bench_alert_latency.py --rate 100 --seconds 150 --crisis-at 40
 """
@@ -49,18 +50,22 @@ def step_seconds(instance, run_ids: list[str]) -> dict:
     return {k: round(v, 1) for k, v in out.items()}
 
 
-def where_time_goes(cycles: list[dict]) -> dict:
-    """Means over the cycles that ingested posts."""
-    busy = [c for c in cycles if c.get("rows")]
+def where_time_goes(scored: list[dict], alerted: list[dict]) -> dict:
+    """Means over the scoring-stage cycles that ingested posts and over the alert-stage runs."""
+    busy = [c for c in scored if c.get("rows")]
     if not busy:
         return {}
     out = {"busy_cycles": len(busy),
-           "mean_cycle_s": round(statistics.mean(c["ingest_s"] + c.get("micro_batch_s", 0) for c in busy), 1),
+           "mean_scoring_cycle_s": round(statistics.mean(c["ingest_s"] + c.get("scoring_s", 0) for c in busy), 1),
            "mean_rows_per_cycle": round(statistics.mean(c["rows"] for c in busy)),
            "mean_ingest_s": round(statistics.mean(c["ingest_s"] for c in busy), 1),
-           "mean_micro_batch_s": round(statistics.mean(c.get("micro_batch_s", 0) for c in busy), 1)}
+           "mean_scoring_s": round(statistics.mean(c.get("scoring_s", 0) for c in busy), 1)}
+    paths = [a for a in alerted if "micro_batch_s" in a]
+    if paths:
+        out["alert_runs"] = len(paths)
+        out["mean_alert_path_s"] = round(statistics.mean(a["micro_batch_s"] for a in paths), 1)
     steps: dict[str, list[float]] = {}
-    for c in busy:
+    for c in busy + paths:
         for k, v in (c.get("steps_s") or {}).items():
             steps.setdefault(k, []).append(v)
     out["mean_steps_s"] = {k: round(statistics.mean(v), 1) for k, v in steps.items()}
@@ -77,6 +82,8 @@ def main() -> int:
     ap.add_argument("--full-build-every", type=float, default=None,
                     help="seconds between full builds (dbt tests, published marts) while the stream never idles; "
                          "default REPUTATION_FULL_BUILD_INTERVAL_S or 600")
+    ap.add_argument("--serial", action="store_true",
+                    help="run the scoring and alert stages one after the other instead of overlapped")
     args = ap.parse_args()
 
     from reputation_pipeline.stack import local
@@ -144,27 +151,38 @@ def main() -> int:
             for line in buf.getvalue().splitlines():
                 arrivals.append((now, json.loads(line)))
 
-    cycles: list[dict] = []
+    scored: list[dict] = []
+    alerted: list[dict] = []
     errors: list[str] = []
-    drv = Driver(defs, instance, log=lambda m: None, full_build_every_s=args.full_build_every)
+    stop_driver = threading.Event()
+
+    def log(msg: str) -> None:
+        if "failed" in msg:
+            errors.append(msg)
+        print(msg, file=sys.stderr, flush=True)
+
+    drv = Driver(defs, instance, log=log, full_build_every_s=args.full_build_every)
+
+    def on_scored(summary, info):
+        entry = {"stage": "scoring", "t": round(time.time() - started, 1), "ingest_s": round(summary.seconds, 1),
+                 "rows": summary.rows, **{k: v for k, v in info.items() if k != "run_ids"}}
+        if info.get("run_ids"):
+            entry["steps_s"] = step_seconds(instance, info["run_ids"])
+        scored.append(entry)
+        print(json.dumps(entry), file=sys.stderr, flush=True)
+
+    def on_alerted(info):
+        entry = {"stage": "alert", "t": round(time.time() - started, 1),
+                 **{k: v for k, v in info.items() if k != "run_ids"}}
+        if info.get("run_ids"):
+            entry["steps_s"] = step_seconds(instance, info["run_ids"])
+        alerted.append(entry)
+        print(json.dumps(entry), file=sys.stderr, flush=True)
 
     def driver():
-        while not stop.is_set():
-            t0 = time.time()
-            try:
-                summary, down = drv.cycle()
-            except Exception as exc:  # a failed tick or run is retried, as the daemon would
-                errors.append(f"{type(exc).__name__}: {exc}")
-                time.sleep(1)
-                continue
-            entry = {"t": round(t0 - started, 1), "ingest_s": round(summary.seconds, 1), "rows": summary.rows,
-                     **{k: v for k, v in down.items() if k != "run_ids"}}
-            if down.get("run_ids"):
-                entry["steps_s"] = step_seconds(instance, down["run_ids"])
-            cycles.append(entry)
-            print(json.dumps(entry), file=sys.stderr, flush=True)
-            if not summary.rows:
-                time.sleep(args.poll)
+        # both stages until stopped (overlapped unless --serial), retrying failed runs as the daemon would
+        drv.run(until_idle=False, stop=stop_driver, poll_s=args.poll, retry_errors=True,
+                on_scored=on_scored, on_alerted=on_alerted, overlap=not args.serial)
 
     threads = [threading.Thread(target=f, daemon=True) for f in (producer, follower, driver)]
     for t in threads:
@@ -172,6 +190,7 @@ def main() -> int:
     threads[0].join()
     time.sleep(90)  # let the pipeline catch up with the last posts
     stop.set()
+    stop_driver.set()
     for t in threads[1:]:
         t.join(timeout=300)
 
@@ -192,9 +211,9 @@ def main() -> int:
         "first_crisis_alert_after_crisis_start_s": round(first - started - args.crisis_at, 1) if first else None,
         "latency_p50_s": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p95_s": round(statistics.quantiles(latencies, n=20)[-1], 1) if len(latencies) >= 2 else None,
-        "cycles": len(cycles), "driver_errors": len(errors),
-        "full_builds": sum(1 for c in cycles if "full_build_s" in c),
-        **where_time_goes(cycles),
+        "driver_errors": len(errors),
+        "full_builds": sum(1 for a in alerted if "full_build_s" in a),
+        **where_time_goes(scored, alerted),
     }
     print(json.dumps(result))
     return 0

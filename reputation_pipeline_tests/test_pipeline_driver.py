@@ -26,22 +26,60 @@ def test_only_hours_that_can_still_page_are_on_the_alert_path():
     assert split_by_horizon(touched, None) == (touched, set())  # publishing history: everything
 
 
-def test_micro_batch_job_is_the_alert_path_without_dbt_tests():
-    """micro_batch_job: scores, every dbt model and seed brand_alerts depends on and the
-    alerts, with the scores' and outbox checks but no dbt test; aggregation_job keeps every
-    dbt test as an asset check (the UI shows them on the regular runs)."""
+def test_live_jobs_split_the_alert_path_without_dbt_tests():
+    """live_scoring_job: the scores with their blocking range check; micro_batch_job: the dbt
+    models tagged `window` and the alerts; alert_path_job: every dbt model and seed
+    brand_alerts depends on, and the alerts; none runs a dbt test. aggregation_job keeps every
+    dbt test as an asset check, and the scores' monitoring checks."""
     from reputation_pipeline.definitions import defs
 
-    micro = defs.resolve_job_def("micro_batch_job").asset_layer.asset_graph
-    full = defs.resolve_job_def("aggregation_job").asset_layer.asset_graph
-    micro_assets = {k.to_user_string() for k in micro.executable_asset_keys}
-    assert {"post_scores", "stg_posts", "fct_brand_mentions", "fct_brand_risk_window", "mart_alert_candidates",
-            "brands", "brand_alerts"} <= micro_assets
-    assert "published_marts" not in micro_assets and "raw_posts" not in micro_assets
-    micro_checks = {k.name for k in micro.asset_check_keys}
-    assert micro_checks == {"scores_in_range", "scores_null_rate", "label_drift", "alert_outbox_drained"}
-    full_checks = {k.name for k in full.asset_check_keys}
+    def graph(job):
+        g = defs.resolve_job_def(job).asset_layer.asset_graph
+        return {k.to_user_string() for k in g.executable_asset_keys}, {k.name for k in g.asset_check_keys}
+
+    assert graph("live_scoring_job") == ({"post_scores"}, {"scores_in_range"})
+    micro, micro_checks = graph("micro_batch_job")
+    assert micro == {"stg_posts", "stg_post_scores", "fct_brand_mentions", "fct_brand_risk_window", "brand_alerts"}
+    assert micro_checks == {"alert_outbox_drained"}
+    path, path_checks = graph("alert_path_job")
+    assert micro | {"mart_alert_candidates", "int_posts_scored", "brands", "alert_rules"} <= path
+    assert not path & {"post_scores", "raw_posts", "published_marts"} and path_checks == {"alert_outbox_drained"}
+    _, full_checks = graph("aggregation_job")
     assert "not_null_stg_posts_post_id" in full_checks and len(full_checks) > 50
+    assert {"scores_null_rate", "label_drift"} <= full_checks
+
+
+def test_reference_fingerprint_follows_seeds_and_brands_override(tmp_path, monkeypatch):
+    import shutil
+
+    from reputation_pipeline.aggregation.dbt import DBT_PROJECT_DIR
+    from reputation_pipeline.aggregation.reference import reference_fingerprint
+
+    project = tmp_path / "dbt"
+    for part in ("models", "seeds", "macros"):
+        shutil.copytree(DBT_PROJECT_DIR / part, project / part)
+    shutil.copy(DBT_PROJECT_DIR / "dbt_project.yml", project)
+    before = reference_fingerprint(project)
+    assert reference_fingerprint(project) == before
+    with open(project / "seeds" / "alert_silences.csv", "a") as f:
+        f.write("acme,risk_threshold,2026-01-01T00:00:00Z,2026-01-02T00:00:00Z,test\n")
+    edited = reference_fingerprint(project)
+    assert edited != before
+    monkeypatch.setenv("REPUTATION_BRANDS_CSV", str(tmp_path / "brands.csv"))
+    assert reference_fingerprint(project) != edited
+
+
+def test_headless_instance_shares_storage_without_capture_or_dictconfig():
+    import dagster as dg
+    from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+
+    from reputation_pipeline.pipeline.instance import headless_instance
+
+    with dg.instance_for_test() as instance:
+        h = headless_instance(instance)
+        assert isinstance(h.compute_log_manager, NoOpComputeLogManager)
+        assert h.root_directory == instance.root_directory and h.overlap_safe
+        assert h.get_yaml_python_handlers() == []
 
 
 def test_dbt_resource_hooks_exist():

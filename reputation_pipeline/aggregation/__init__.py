@@ -9,5 +9,5 @@ aggregation_assets = [reputation_dbt_assets, published_marts]
 aggregation_checks: list = []
 aggregation_resources = {"dbt": dbt_resource(), "warehouse": warehouse_resource_from_env()}
 
-__all__ = ["aggregation_assets", "aggregation_checks", "aggregation_resources", "dbt_project",
+__all__ = ["aggregation_assets", "aggregation_checks", "aggregation_resources", "dbt_project", "reputation_dbt_assets",
            "DUCKDB_POOL", "WarehouseResource"]

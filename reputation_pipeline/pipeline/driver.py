@@ -5,31 +5,41 @@ the real ``ingest_job``, then materializes the touched hour partitions with the
 same asset code the daemon would run, against a Dagster instance
 (``DAGSTER_HOME``) so runs, materializations and checks show in the UI.
 
-Two cadences (docs/operations.md, "Alert latency"):
+Two stages that overlap (docs/operations.md, "Alert latency"), each on its own thread:
 
-- every cycle, the hours that got posts and can still page someone (window
-  within ``REPUTATION_ALERT_HORIZON_HOURS``) go through ``micro_batch_job``, one
-  run per contiguous range: scores, the dbt models and seeds on the alert path
-  (no dbt tests) and ``brand_alerts``;
+- scoring stage: one sensor tick, its ingest runs, then ``live_scoring_job`` over
+  the hours that got posts and can still page someone (window within
+  ``REPUTATION_ALERT_HORIZON_HOURS``); the scored hours are handed to
+- alert stage: one ``micro_batch_job`` run per contiguous range of scored hours:
+  the dbt models that depend on the window (no dbt tests) and ``brand_alerts``
+  (``alert_path_job``, every dbt model and seed on the alert path, on the first
+  run and whenever the seeds or the dbt project changed). While it runs, the
+  next micro-batch is ingested and scored. Every DuckDB writer runs here, so the
+  warehouse keeps one writer without waiting on the ``duckdb`` pool.
 - when ``run_until_idle`` finds nothing left to ingest, and every
   ``REPUTATION_FULL_BUILD_INTERVAL_S`` (default 600 s) in a loop that never
   idles, every hour touched since the last full build goes through
-  ``aggregation_job``: the full ``dbt build`` with every dbt
+  ``aggregation_job`` (on the alert stage's thread): the full ``dbt build`` with every dbt
   test as an asset check, ``published_marts`` and ``brand_alerts`` again (which
   publishes nothing twice). Hours older than the horizon (late posts, whose
   alerts are recorded as history and never published) are scored and
   aggregated here, off the alert path.
 
-``run_until_idle`` repeats cycles until a tick plans nothing, then runs the
-full build."""
+``run_until_idle`` repeats until a tick plans nothing and every scored hour went
+through the alert stage, then runs the full build."""
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+
+from reputation_pipeline.aggregation.reference import reference_fingerprint
+from reputation_pipeline.pipeline.instance import headless_instance
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -106,21 +116,11 @@ def _alerts_published(result) -> int:
 
 
 def _run(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, first: str, last: str):
-    res = defs.get_job_def(job).execute_in_process(instance=instance, tags={RANGE_START: first, RANGE_END: last},
-                                                   raise_on_error=False)
+    res = defs.resolve_job_def(job).execute_in_process(instance=instance, tags={RANGE_START: first, RANGE_END: last},
+                                                       raise_on_error=False)
     if not res.success:
         raise RuntimeError(f"{job} failed for [{first}, {last}] (run {res.run_id})")
     return res
-
-
-def micro_batch(defs: dg.Definitions, instance: dg.DagsterInstance, first: str, last: str,
-                run_ids: list[str] | None = None) -> int:
-    """Scores, the alert path of dbt (models and seeds, no tests) and brand_alerts over
-    [first, last] in one run; returns alerts published."""
-    res = _run(defs, instance, "micro_batch_job", first, last)
-    if run_ids is not None:
-        run_ids.append(res.run_id)
-    return _alerts_published(res)
 
 
 def score(defs: dg.Definitions, instance: dg.DagsterInstance, first: str, last: str) -> None:
@@ -154,8 +154,10 @@ def full_build_interval_s() -> float:
 
 
 class Driver:
-    """The headless loop's state: the sensor cursor, the hours touched since the last
-    full build (``unchecked``) and the late hours not scored yet (``unscored``)."""
+    """The headless loop's state: the sensor cursor, the scored hours waiting for the alert
+    stage (``pending``), the hours touched since the last full build (``unchecked``) and
+    the late hours not scored yet (``unscored``). ``run`` drives the two stages on two
+    threads; ``cycle`` runs them once, one after the other."""
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, log=print,
                  full_build_every_s: float | None = None):
@@ -164,27 +166,88 @@ class Driver:
         # The posts that arrive while a cycle runs make the next batch; waiting up to
         # REPUTATION_INGEST_MAX_DELAY_S more on top of it would only add latency.
         os.environ.setdefault("REPUTATION_INGEST_MIN_RECORDS", "1")
-        self.defs, self.instance, self.log = defs, instance, log
+        self.defs, self.log = defs, log
+        # one instance object per stage (each thread its own storage connections), both
+        # without compute-log capture (pipeline/instance.py)
+        if instance.is_ephemeral:  # in-memory storage (tests): one object, the stages in turn
+            self.scoring_instance = self.alert_instance = instance
+            self.overlap_safe = False
+        else:
+            self.scoring_instance, self.alert_instance = headless_instance(instance), headless_instance(instance)
+            self.overlap_safe = self.alert_instance.overlap_safe
         self.cursor: str | None = None
+        self.pending: set[str] = set()
         self.unchecked: set[str] = set()
         self.unscored: set[str] = set()
+        self.unscored_live: set[str] = set()  # ingested, scoring run failed: retried next cycle
+        self.reference: str | None = None  # reference_fingerprint() of the last alert_path_job
         self.full_build_every_s = full_build_interval_s() if full_build_every_s is None else full_build_every_s
         self.last_full_build = time.monotonic()
+        self._cv = threading.Condition()  # guards pending / unchecked / unscored
+        self._scoring = threading.Lock()  # one scoring run at a time: the models are shared
 
-    def downstream(self, partitions: set[str]) -> dict:
-        """The alert path for the touched hours that can still page someone."""
+    # -- scoring stage ---------------------------------------------------------------
+    def ingest_and_score(self) -> tuple[CycleSummary, dict]:
+        """One sensor tick, its ingest runs, and the scores of the live hours they touched;
+        the scored hours are handed to the alert stage."""
         from reputation_pipeline.alerts.assets import alerting_horizon
 
+        summary, self.cursor = ingest_cycle(self.defs, self.scoring_instance, self.cursor, self.log)
+        live, late = split_by_horizon(summary.partitions, alerting_horizon({}))
+        todo, self.unscored_live = live | self.unscored_live, set()
+        started = time.monotonic()
+        run_ids: list[str] = []
+        try:
+            with self._scoring:
+                for lo, hi in contiguous_ranges(todo):
+                    run_ids.append(_run(self.defs, self.scoring_instance, "live_scoring_job", lo, hi).run_id)
+        except Exception:
+            self.unscored_live = todo  # a re-run skips the files already scored
+            raise
+        finally:
+            with self._cv:
+                self.unchecked |= summary.partitions
+                self.unscored |= late
+                if not self.unscored_live:
+                    self.pending |= todo
+                    self._cv.notify_all()
+        if not summary.partitions and not todo:
+            return summary, {}
+        return summary, {"partitions": len(summary.partitions), "late_partitions_deferred": len(late),
+                         "scoring_s": round(time.monotonic() - started, 1), "run_ids": run_ids}
+
+    # -- alert stage -----------------------------------------------------------------
+    def take_pending(self, wait_s: float = 0.0) -> set[str]:
+        with self._cv:
+            if not self.pending and wait_s > 0:
+                self._cv.wait(wait_s)
+            out, self.pending = self.pending, set()
+            return out
+
+    def alert_path(self, partitions: set[str]) -> dict:
+        """dbt and brand_alerts over the scored hours: micro_batch_job (the window's models),
+        or alert_path_job (every model and seed on the path) when the reference data may
+        have changed since this driver last built it."""
         if not partitions:
             return {}
         started = time.monotonic()
-        live, late = split_by_horizon(partitions, alerting_horizon({}))
-        ranges = contiguous_ranges(live)
+        ranges = contiguous_ranges(partitions)
+        fingerprint = reference_fingerprint()
+        job = "micro_batch_job" if fingerprint == self.reference else "alert_path_job"
         run_ids: list[str] = []
-        published = sum(micro_batch(self.defs, self.instance, lo, hi, run_ids) for lo, hi in ranges)
-        self.unchecked |= partitions
-        self.unscored |= late
-        return {"partitions": len(partitions), "ranges": ranges, "late_partitions_deferred": len(late),
+        published = 0
+        try:
+            for lo, hi in ranges:
+                res = _run(self.defs, self.alert_instance, job, lo, hi)
+                run_ids.append(res.run_id)
+                published += _alerts_published(res)
+        except Exception:
+            self.reference = None  # whatever failed, rebuild the reference nodes next time
+            with self._cv:
+                self.pending |= partitions
+            raise
+        self.reference = fingerprint
+        return {"alert_partitions": len(partitions), "ranges": ranges, "alert_job": job,
                 "micro_batch_s": round(time.monotonic() - started, 1), "alerts_published": published,
                 "run_ids": run_ids}
 
@@ -193,29 +256,155 @@ class Driver:
 
     def full_build(self) -> dict:
         """Score the deferred late hours, then the full aggregation of every hour touched
-        since the last full build."""
-        if not self.unchecked:
+        since the last full build (on the alert stage's thread: it writes the warehouse)."""
+        with self._cv:
+            unchecked, unscored = set(self.unchecked), set(self.unscored)
+        if not unchecked:
             return {}
         started = time.monotonic()
-        for lo, hi in contiguous_ranges(self.unscored):
-            score(self.defs, self.instance, lo, hi)
-        ranges = contiguous_ranges(self.unchecked)
-        published = sum(aggregate(self.defs, self.instance, lo, hi) for lo, hi in ranges)
-        self.unchecked.clear()
-        self.unscored.clear()
+        fingerprint = reference_fingerprint()
+        with self._scoring:
+            for lo, hi in contiguous_ranges(unscored):
+                score(self.defs, self.alert_instance, lo, hi)
+        ranges = contiguous_ranges(unchecked)
+        try:
+            published = sum(aggregate(self.defs, self.alert_instance, lo, hi) for lo, hi in ranges)
+        except Exception:
+            self.reference = None
+            raise
+        self.reference = fingerprint  # the full build rebuilt every node
+        with self._cv:
+            self.unchecked -= unchecked
+            self.unscored -= unscored
         self.last_full_build = time.monotonic()
         return {"full_build_ranges": ranges, "full_build_s": round(time.monotonic() - started, 1),
                 "alerts_published": published}
 
-    def cycle(self) -> tuple[CycleSummary, dict]:
-        """One sensor tick, its ingest runs, the alert path for what they touched, and the
-        full build when it is due."""
-        summary, self.cursor = ingest_cycle(self.defs, self.instance, self.cursor, self.log)
-        down = self.downstream(summary.partitions)
+    def alert_stage(self, wait_s: float = 0.0) -> dict:
+        """The alert path for the hours scored so far (waiting up to ``wait_s`` for some),
+        and the full build when it is due."""
+        down = self.alert_path(self.take_pending(wait_s))
         if self.full_build_due():
             full = self.full_build()
             down = {**down, **full, "alerts_published": down.get("alerts_published", 0) + full["alerts_published"]}
-        return summary, down
+        return down
+
+    # -- drivers ---------------------------------------------------------------------
+    def cycle(self) -> tuple[CycleSummary, dict]:
+        """Both stages once, one after the other."""
+        summary, scored = self.ingest_and_score()
+        down = self.alert_stage()
+        return summary, {**scored, **down, "run_ids": scored.get("run_ids", []) + down.get("run_ids", [])}
+
+    def run(self, *, until_idle: bool, stop: threading.Event | None = None, max_cycles: int = 100,
+            poll_s: float = 1.0, retry_errors: bool = False,
+            on_scored: Callable[[CycleSummary, dict], None] | None = None,
+            on_alerted: Callable[[dict], None] | None = None, overlap: bool = True) -> None:
+        """The scoring stage and the alert stage on two threads, so a micro-batch is
+        ingested and scored while the previous one goes through dbt and alerts. Until
+        ``stop`` is set, or with ``until_idle`` until a tick plans nothing (or after
+        ``max_cycles`` ticks that ingested) and the alert stage has taken every scored
+        hour. ``retry_errors``: log a failed stage and go on (the daemon's behaviour);
+        otherwise the first error stops both stages and is raised here. ``overlap=False``
+        (or yaml-configured python_logs handlers, see pipeline/instance.py): one thread,
+        the stages one after the other."""
+        stop = stop or threading.Event()
+        if overlap and not self.overlap_safe:
+            self.log("ephemeral instance or python_logs handlers configured: the stages run one after the other")
+            overlap = False
+        if not overlap:
+            return self._run_serially(until_idle, stop, max_cycles, poll_s, retry_errors, on_scored, on_alerted)
+        scoring_done = threading.Event()
+        errors: list[BaseException] = []
+
+        def failed(stage: str, exc: Exception) -> bool:
+            if not retry_errors:
+                return False
+            self.log(f"{stage} stage failed ({type(exc).__name__}: {exc}); retrying")
+            stop.wait(1)
+            return True
+
+        def scoring_loop() -> None:
+            busy = 0
+            try:
+                while not stop.is_set() and busy < max_cycles:
+                    try:
+                        summary, scored = self.ingest_and_score()
+                    except Exception as exc:
+                        if failed("scoring", exc):
+                            continue
+                        raise
+                    if on_scored:
+                        on_scored(summary, scored)
+                    if not summary.ingest_runs:
+                        if until_idle:
+                            break
+                        stop.wait(poll_s)
+                    elif until_idle:
+                        busy += 1
+            except BaseException as exc:  # noqa: BLE001 -- handed to the caller
+                errors.append(exc)
+                stop.set()
+            finally:
+                scoring_done.set()
+                with self._cv:
+                    self._cv.notify_all()
+
+        def alert_loop() -> None:
+            try:
+                while not stop.is_set():
+                    with self._cv:
+                        if scoring_done.is_set() and not self.pending:
+                            break
+                    try:
+                        down = self.alert_stage(wait_s=poll_s)
+                    except Exception as exc:
+                        if failed("alert", exc):
+                            continue
+                        raise
+                    if down and on_alerted:
+                        on_alerted(down)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+                stop.set()
+
+        threads = [threading.Thread(target=scoring_loop, name="scoring-stage", daemon=True),
+                   threading.Thread(target=alert_loop, name="alert-stage", daemon=True)]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.5)
+        except BaseException:
+            stop.set()  # e.g. Ctrl-C: the stages stop after their current run
+            raise
+        if errors:
+            raise errors[0]
+
+
+    def _run_serially(self, until_idle, stop, max_cycles, poll_s, retry_errors, on_scored, on_alerted) -> None:
+        busy = 0
+        while not stop.is_set() and busy < max_cycles:
+            try:
+                summary, scored = self.ingest_and_score()
+                if on_scored:
+                    on_scored(summary, scored)
+                down = self.alert_stage()
+            except Exception as exc:
+                if not retry_errors:
+                    raise
+                self.log(f"cycle failed ({type(exc).__name__}: {exc}); retrying")
+                stop.wait(1)
+                continue
+            if down and on_alerted:
+                on_alerted(down)
+            if not summary.ingest_runs:
+                if until_idle and not self.pending:
+                    return
+                stop.wait(0 if until_idle else poll_s)
+            elif until_idle:
+                busy += 1
 
 
 def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, max_cycles: int = 100, log=print) -> dict:
@@ -223,20 +412,25 @@ def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, max_cy
     totals = {"cycles": 0, "ingest_runs": 0, "rows": 0, "quarantined": 0, "partitions": 0,
               "alerts_published": 0, "ranges": []}
     touched: set[str] = set()
-    for _ in range(max_cycles):
-        summary, down = driver.cycle()
-        if summary.ingest_runs == 0:
-            break
-        touched |= summary.partitions
+
+    def on_scored(summary: CycleSummary, scored: dict) -> None:
+        if not summary.ingest_runs:
+            return
+        touched.update(summary.partitions)
         totals["cycles"] += 1
         totals["ingest_runs"] += summary.ingest_runs
         totals["rows"] += summary.rows
         totals["quarantined"] += summary.quarantined
         totals["partitions"] += len(summary.partitions)
-        totals["alerts_published"] += down.get("alerts_published", 0)
         log(f"cycle {totals['cycles']}: {summary.rows} posts ({summary.quarantined} quarantined) into "
             f"{len(summary.partitions)} hour partitions in {summary.seconds:.1f}s; "
-            f"{ {k: v for k, v in down.items() if k != 'run_ids'} }")
+            f"{ {k: v for k, v in scored.items() if k != 'run_ids'} }")
+
+    def on_alerted(down: dict) -> None:
+        totals["alerts_published"] += down.get("alerts_published", 0)
+        log(f"alert path: { {k: v for k, v in down.items() if k != 'run_ids'} }")
+
+    driver.run(until_idle=True, max_cycles=max_cycles, on_scored=on_scored, on_alerted=on_alerted)
     full = driver.full_build()  # idle: the tests, published marts and the late hours
     if full:
         totals["alerts_published"] += full["alerts_published"]

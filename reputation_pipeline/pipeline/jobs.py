@@ -1,7 +1,8 @@
 """Asset jobs over the stages (also launchable and backfillable from the UI)."""
 import dagster as dg
+from dagster_dbt import build_dbt_asset_selection
 
-from reputation_pipeline.aggregation import aggregation_assets
+from reputation_pipeline.aggregation import aggregation_assets, reputation_dbt_assets
 from reputation_pipeline.alerts import alerts_assets
 
 scoring_job = dg.define_asset_job(
@@ -12,23 +13,45 @@ scoring_job = dg.define_asset_job(
 
 aggregation_job = dg.define_asset_job(
     "aggregation_job",
-    # dbt models and seeds (and their tests), published marts, alerts
-    selection=dg.AssetSelection.assets(*aggregation_assets, *alerts_assets),
+    # dbt models and seeds (and their tests), published marts, alerts; and the scores'
+    # monitoring checks (null rate, label drift) that the live path leaves out
+    selection=dg.AssetSelection.assets(*aggregation_assets, *alerts_assets)
+    | dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("post_scores"), "scores_null_rate"),
+                               dg.AssetCheckKey(dg.AssetKey("post_scores"), "label_drift")),
     description="dbt models, seeds and every dbt test (as asset checks), published marts and alerts for a range "
-    "of hour partitions (one dbt invocation).",
+    "of hour partitions (one dbt invocation), with the scores' null-rate and drift checks.",
 )
 
-# Everything brand_alerts needs, from the scores on: post_scores, and the dbt models and
-# seeds upstream of brand_alerts (the whole dbt graph today, minus the tests).
-ALERT_PATH = dg.AssetSelection.assets("brand_alerts").upstream() - dg.AssetSelection.assets("raw_posts")
+# The headless driver's live path (pipeline/driver.py) in two stages that overlap: the scores
+# of a micro-batch, then (while the next batch is ingested and scored) its dbt models and alerts.
+live_scoring_job = dg.define_asset_job(
+    "live_scoring_job",
+    # scores_in_range is blocking: bad scores never reach the marts; the monitoring checks
+    # (null rate, drift: seconds per cycle on the live path) run with aggregation_job
+    selection=dg.AssetSelection.assets("post_scores").without_checks()
+    | dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("post_scores"), "scores_in_range")),
+    description="Scores of freshly ingested hours within the alert horizon, with the blocking scores_in_range check.",
+)
+
+# The dbt models and seeds brand_alerts depends on (the whole dbt graph today, minus the tests).
+ALERT_PATH = dg.AssetSelection.assets("brand_alerts").upstream() - dg.AssetSelection.assets("raw_posts", "post_scores")
+# The dbt models that change with the window (tag `window`, dbt_project.yml).
+WINDOW_MODELS = build_dbt_asset_selection([reputation_dbt_assets], dbt_select="tag:window")
 
 micro_batch_job = dg.define_asset_job(
     "micro_batch_job",
-    # the dbt tests are left to aggregation_job; the scores' own checks (scores_in_range
-    # blocks bad scores from reaching the marts) and the alert outbox check stay
-    selection=ALERT_PATH.without_checks() | dg.AssetSelection.checks_for_assets("post_scores", "brand_alerts"),
-    description="The alert path for a range of freshly ingested hours, in one run: scores, the dbt models and "
-    "seeds brand_alerts depends on (no dbt tests: aggregation_job runs them, with the published marts), alerts.",
+    selection=(WINDOW_MODELS | dg.AssetSelection.assets("brand_alerts")).without_checks()
+    | dg.AssetSelection.checks_for_assets("brand_alerts"),
+    description="The alert path for a range of freshly scored hours: the dbt models that depend on the window "
+    "(no dbt tests: aggregation_job runs them, with the published marts) and alerts. The seeds and the other "
+    "views are built by alert_path_job when they change.",
 )
 
-pipeline_jobs = [scoring_job, aggregation_job, micro_batch_job]
+alert_path_job = dg.define_asset_job(
+    "alert_path_job",
+    selection=ALERT_PATH.without_checks() | dg.AssetSelection.checks_for_assets("brand_alerts"),
+    description="micro_batch_job with every dbt model and seed brand_alerts depends on (no dbt tests): the "
+    "first micro-batch of a driver, and whenever the seeds or the dbt project changed.",
+)
+
+pipeline_jobs = [scoring_job, aggregation_job, live_scoring_job, micro_batch_job, alert_path_job]

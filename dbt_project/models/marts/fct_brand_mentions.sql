@@ -6,6 +6,7 @@
     incremental_strategy='delete+insert',
     unique_key='window_start',
     pre_hook="{{ delete_window('window_start') }}",
+    tags=['window'],
 ) }}
 
 select

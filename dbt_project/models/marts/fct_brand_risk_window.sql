@@ -8,6 +8,7 @@
     incremental_strategy='delete+insert',
     unique_key='window_start',
     pre_hook="{{ delete_window('window_start') }}",
+    tags=['window'],
 ) }}
 {%- set toxic = var('toxic_threshold') | float %}
 

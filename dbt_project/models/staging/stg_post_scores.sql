@@ -1,6 +1,7 @@
 -- One score row per post: the latest by scored_at over the model versions present
 -- (or only var('model_version') when it is set). Unscored rows (unscored_reason set)
 -- keep null scores.
+{{ config(tags=['window']) }}
 with source as (
     select *
     from {{ lake_source('post_scores', {

@@ -1,6 +1,7 @@
 -- Deduplicated posts of the window: raw is a faithful Kafka log, so a post_id can
 -- appear several times; keep the latest copy (kafka_timestamp, then offset,
 -- deterministic tie-break on topic/partition).
+{{ config(tags=['window']) }}
 with source as (
     select *
     from {{ lake_source('raw_posts', {
