@@ -82,6 +82,8 @@ def _tiny_data(root: Path) -> Path:
     for task in ("offensive", "hate"):
         write(task, "train", sample([(pos + neu, 0), (neg, 1)], 30, "t"))
         write(task, "val", sample([(pos + neu, 0), (neg, 1)], 8, "v"))
+    write("emotion", "train", sample([(neg, 0), (pos, 1), (neu, 2), (neg, 3)], 16, "e"))
+    (root / "tweeteval" / "emotion" / "mapping.txt").write_text("0\tanger\n1\tjoy\n2\toptimism\n3\tsadness")
     return root
 
 
@@ -90,7 +92,9 @@ def test_models_train_smoke_on_cpu_writes_a_loadable_bundle(tmp_path):
     out = tmp_path / "bundle"
     proc = subprocess.run(
         [sys.executable, "-m", "reputation_pipeline.scoring.cli", "models", "train", "--data", str(data),
-         "--out", str(out), "--epochs", "2", "--batch-size", "8", "--device", "cpu"],
+         "--out", str(out), "--epochs", "2", "--batch-size", "8", "--device", "cpu",
+         # the optional training knobs ride along: an auxiliary task, oversampling, weight averaging
+         "--aux", "emotion", "--oversample", "offensive=1.5", "--ema", "0.9"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "epoch 2:" in proc.stdout and "validation:" in proc.stdout and " eta " in proc.stdout
@@ -100,6 +104,8 @@ def test_models_train_smoke_on_cpu_writes_a_loadable_bundle(tmp_path):
     assert meta["training"]["config"]["seed"] == 13 and meta["training"]["data_files"]
     assert meta["tasks"]["sentiment"]["train"]["sources"] == {"semeval2017_task4a/twitter-2013train-A.txt": 30}
     assert sum(p.stat().st_size for p in out.iterdir()) < 3_000_000
+    assert meta["training"]["auxiliary_tasks"]["emotion"]["n"] == 16 and meta["training"]["config"]["ema"] == 0.9
+    assert set(meta["tasks"]) == {"sentiment", "offensive", "hate"}  # the auxiliary head is not exported
 
     from reputation_pipeline.scoring.models import ModelConfig, Scorer
 
@@ -131,3 +137,56 @@ def test_fit_bias_moves_the_decision_to_the_best_threshold():
     p3 = rng.dirichlet([1, 1, 1], len(y3)) * 0.5 + np.eye(3)[y3] * 0.5 * (rng.random(len(y3)) < 0.6)[:, None]
     b3, before3, after3 = fit_bias("sentiment", p3 / p3.sum(1, keepdims=True), y3)
     assert len(b3) == 3 and b3[1] == 0.0 and after3 >= before3
+
+
+def test_epoch_batches_are_single_task_and_oversample_by_factor():
+    from reputation_pipeline.scoring.finetune import _epoch_batches
+
+    lengths = {"a": [5, 3, 9, 1] * 25, "b": [2, 7] * 10}
+    batches = _epoch_batches(lengths, 8, np.random.default_rng(0), {"a": 1.5})
+    rows = {"a": [], "b": []}
+    for task, idx in batches:
+        assert 0 < len(idx) <= 8 and all(i < len(lengths[task]) for i in idx)
+        rows[task] += idx
+    assert len(rows["a"]) == 150 and len(rows["b"]) == 20 and sorted(rows["b"]) == list(range(20))
+    assert set(rows["a"]) == set(range(100))  # a full pass, then half of a second, fresh permutation
+
+
+def test_parse_oversample_rejects_what_it_cannot_train():
+    from reputation_pipeline.scoring.finetune import parse_oversample
+
+    assert parse_oversample(("offensive=2", "hate=0.5"), ("sentiment", "offensive", "hate")) == {"offensive": 2.0, "hate": 0.5}
+    for bad in ("irony=2", "offensive", "offensive=0", "offensive=50"):
+        with pytest.raises(ValueError):
+            parse_oversample((bad,), ("sentiment", "offensive", "hate"))
+
+
+def test_ema_averages_the_trajectory_and_swaps_in_place():
+    from reputation_pipeline.scoring.finetune import _EMA
+
+    w = torch.nn.Parameter(torch.zeros(3))
+    ema = _EMA([w], decay=0.5)
+    for step, value in enumerate([4.0, 8.0]):
+        with torch.no_grad():
+            w.fill_(value)
+        ema.update(step + 1000)  # past the warm-up: decay 0.5
+    torch.testing.assert_close(ema.avg[0], torch.full((3,), 5.0))  # 0 -> 2 -> 5
+    ema.swap()
+    torch.testing.assert_close(w.detach(), torch.full((3,), 5.0))
+    ema.swap()
+    torch.testing.assert_close(w.detach(), torch.full((3,), 8.0))
+    with pytest.raises(ValueError):
+        _EMA([w], decay=1.0)
+
+
+def test_auxiliary_task_reads_its_mapping_and_drops_validation_copies(tmp_path):
+    from reputation_pipeline.scoring.data import load_aux_task, overlap_key
+
+    data = _tiny_data(tmp_path / "data")
+    split, names = load_aux_task("emotion", data)
+    assert names == ("anger", "joy", "optimism", "sadness") and len(split.texts) == 16
+    fewer, _ = load_aux_task("emotion", data, exclude={overlap_key(split.texts[0])})
+    assert len(fewer.texts) == 15
+    for bad in ("offensive", "irony"):  # an analysis itself, a task without data
+        with pytest.raises(ValueError):
+            load_aux_task(bad, data)

@@ -27,8 +27,13 @@ def _train(args: argparse.Namespace) -> int:
         lr=args.lr or defaults.lr, head_lr=args.head_lr or defaults.head_lr, rank=args.rank or defaults.rank,
         alpha=args.alpha or defaults.alpha, head_hidden=args.hidden if args.hidden is not None else defaults.head_hidden,
         features=tuple(args.features.split(",")) if args.features else defaults.features,
-        seed=args.seed, limit=args.limit)
-    finetune(out, data_dir=args.data, config=cfg, device=args.device, threads=args.threads, log=log)
+        seed=args.seed, limit=args.limit,
+        aux_tasks=tuple(x for x in args.aux.split(",") if x) if args.aux is not None else defaults.aux_tasks,
+        oversample=tuple(x for x in args.oversample.split(",") if x) if args.oversample is not None else defaults.oversample,
+        ema=args.ema if args.ema is not None else defaults.ema,
+        label_smoothing=args.label_smoothing if args.label_smoothing is not None else defaults.label_smoothing)
+    finetune(out, data_dir=args.data, config=cfg, device=args.device, threads=args.threads,
+             calibrate_after=not args.no_calibrate, log=log)
     return 0
 
 
@@ -76,6 +81,11 @@ def register_cli(subparsers) -> None:
     t.add_argument("--alpha", type=float)
     t.add_argument("--hidden", type=int, help="head hidden units (0 = linear head)")
     t.add_argument("--features", help="pooled features, e.g. mean:6 or mean:5,mean:6,cls:6")
+    t.add_argument("--aux", help="auxiliary TweetEval tasks trained beside the three, e.g. emotion,irony ('' = none)")
+    t.add_argument("--oversample", help="task=factor passes per epoch, e.g. offensive=2 ('' = none)")
+    t.add_argument("--ema", type=float, help="decay of the weights' moving average kept as the model (0 = off)")
+    t.add_argument("--label-smoothing", type=float)
+    t.add_argument("--no-calibrate", action="store_true", help="skip the decision calibration after training")
     t.add_argument("--limit", type=int, default=0, help="cap examples per task (smoke runs)")
     t.add_argument("--cache-dir", help="heads method: encoder feature cache (default ~/.cache/reputation_pipeline/features)")
     t.add_argument("--seed", type=int, default=SEED)

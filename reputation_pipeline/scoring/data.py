@@ -102,3 +102,21 @@ def load_task(task: str, data_dir: Path | None = None) -> tuple[Split, Split]:
     rows = [r for r in rows if r[0] and overlap_key(r[0]) not in val_keys and r[0] not in val_texts]
     train = Split([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
     return train, val
+
+
+def load_aux_task(task: str, data_dir: Path | None = None, exclude: set[str] = frozenset()) -> tuple[Split, tuple[str, ...]]:
+    """(train, label names) of an auxiliary TweetEval task (e.g. ``emotion``, ``irony``):
+    trained beside the three analyses to shape the shared encoder, never exported.
+    Rows whose :func:`overlap_key` is in ``exclude`` (the analyses' validation
+    tweets) are dropped."""
+    te = Path(data_dir or default_data_dir()) / "tweeteval" / task
+    if task in TASKS or not (te / "train_text.txt").is_file():
+        raise ValueError(f"no auxiliary task {task!r} under {te.parent}")
+    names = tuple(line.split("\t")[1].strip() for line in (te / "mapping.txt").read_text(encoding="utf-8").splitlines()
+                  if "\t" in line)
+    tt, tl = read_tweeteval(te / "train_text.txt", te / "train_labels.txt")
+    rows = [(normalize_text(t), y) for t, y in zip(tt, tl)]
+    rows = [r for r in rows if r[0] and overlap_key(r[0]) not in exclude]
+    if any(not 0 <= y < len(names) for _, y in rows):
+        raise ValueError(f"{te}: labels outside mapping.txt's {len(names)} names")
+    return Split([r[0] for r in rows], [r[1] for r in rows], [f"tweeteval/{task}/train"] * len(rows)), names

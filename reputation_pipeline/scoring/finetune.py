@@ -28,7 +28,7 @@ from torch import nn
 
 from reputation_pipeline.scoring.adapters import DEFAULT_TARGETS, adapter_state, inject_lora
 from reputation_pipeline.scoring.calibrate import bundle_version, calibrate, dev_split
-from reputation_pipeline.scoring.data import LABELS, TASKS, default_data_dir, load_task
+from reputation_pipeline.scoring.data import LABELS, TASKS, default_data_dir, load_aux_task, load_task, overlap_key
 from reputation_pipeline.scoring.encoder import BUILTIN_ENCODER, load_encoder, pool, resolve_model_ref
 from reputation_pipeline.scoring.heads import ADAPTER_FILE, BUNDLE_FORMAT, Head, save_bundle
 from reputation_pipeline.scoring.metrics import task_metric
@@ -55,6 +55,24 @@ class FinetuneConfig:
     emoji: str = "describe"
     seed: int = SEED
     limit: int = 0  # cap per task and split (smoke runs); 0 = all
+    # auxiliary TweetEval tasks trained beside the three (their heads are not exported)
+    aux_tasks: tuple[str, ...] = ()
+    # "task=factor": batches of that task per epoch, relative to one pass over its data
+    oversample: tuple[str, ...] = ()
+    ema: float = 0.0  # decay of an exponential moving average of the trained weights (0 = off)
+    label_smoothing: float = 0.0
+
+
+def parse_oversample(specs: tuple[str, ...], tasks) -> dict[str, float]:
+    out = {}
+    for spec in specs:
+        task, _, factor = spec.partition("=")
+        if task not in tasks or not factor:
+            raise ValueError(f"--oversample wants task=factor with a trained task, got {spec!r}")
+        out[task] = float(factor)
+        if not 0 < out[task] <= 10:
+            raise ValueError(f"--oversample factor out of (0, 10]: {spec!r}")
+    return out
 
 
 def _package_encoder_sha(encoder: str) -> str | None:
@@ -91,6 +109,29 @@ class MultiTaskModel(nn.Module):
         return self.heads[task](pool(hs, attention_mask, self.features).float())
 
 
+class _EMA:
+    """Exponential moving average of the trained tensors (Polyak averaging: a
+    smoother point of the same trajectory, which generalizes a little better)."""
+
+    def __init__(self, params: list[torch.Tensor], decay: float):
+        if not 0 < decay < 1:
+            raise ValueError(f"ema decay must be in (0, 1), got {decay}")
+        self.params, self.decay = params, decay
+        self.avg = [p.detach().clone().float() for p in params]
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))  # short memory while the run is young
+        torch._foreach_lerp_(self.avg, [p.float() for p in self.params], 1 - d)
+
+    @torch.no_grad()
+    def swap(self) -> None:
+        for p, a in zip(self.params, self.avg):
+            tmp = p.detach().clone()
+            p.copy_(a)
+            a.copy_(tmp)
+
+
 def _pad(ids: list[list[int]], rows: list[int], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     L = max(len(ids[i]) for i in rows)
     x = torch.full((len(rows), L), pad_id, dtype=torch.long)
@@ -101,12 +142,16 @@ def _pad(ids: list[list[int]], rows: list[int], pad_id: int, device) -> tuple[to
     return x.to(device), m.to(device)
 
 
-def _epoch_batches(lengths: dict[str, list[int]], batch_size: int, rng: np.random.Generator) -> list[tuple[str, list[int]]]:
+def _epoch_batches(lengths: dict[str, list[int]], batch_size: int, rng: np.random.Generator,
+                   factors: dict[str, float] | None = None) -> list[tuple[str, list[int]]]:
     """Shuffled single-task batches; rows of similar length share a batch (sorted
-    inside chunks of 50 batches, so the order stays random across chunks)."""
+    inside chunks of 50 batches, so the order stays random across chunks). A task
+    with factor f contributes f passes over its rows (fresh permutations)."""
     out: list[tuple[str, list[int]]] = []
     for task, lens in lengths.items():
-        perm = rng.permutation(len(lens))
+        f = (factors or {}).get(task, 1.0)
+        passes = [rng.permutation(len(lens)) for _ in range(int(np.ceil(f)))]
+        perm = np.concatenate(passes)[: max(1, int(round(f * len(lens))))]
         chunk = batch_size * 50
         for s in range(0, len(perm), chunk):
             part = sorted(perm[s : s + chunk].tolist(), key=lambda i: lens[i])
@@ -131,7 +176,7 @@ def _predict(model: MultiTaskModel, task: str, ids: list[list[int]], pad_id: int
 
 def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN_ENCODER,
           config: FinetuneConfig = FinetuneConfig(), device: str = "auto", threads: int = 2,
-          log=print) -> dict:
+          calibrate_after: bool = True, log=print) -> dict:
     t0 = time.time()
     cfg = config
     torch.set_num_threads(threads)
@@ -165,10 +210,20 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
             "sources": sources, "n": len(y), "label_counts": np.bincount(y, minlength=len(LABELS[task])).tolist(),
         }
         log(f"[{task}] {len(fit)} fit / {len(dv)} dev examples; validation {len(va.labels)} (measured only)")
+    labels = {t: LABELS[t] for t in TASKS}
+    val_keys = {overlap_key(t) for task in TASKS for t in load_task(task, data_dir)[1].texts} if cfg.aux_tasks else set()
+    for task in cfg.aux_tasks:
+        tr, labels[task] = load_aux_task(task, data_dir, exclude=val_keys)
+        keep = np.arange(len(tr.labels))[: cfg.limit or None]
+        data[task] = {"fit_ids": tokenize([tr.texts[i] for i in keep]), "fit_y": np.asarray(tr.labels)[keep],
+                      "n": len(tr.labels)}
+        log(f"[{task}] {len(keep)} auxiliary examples (head not exported)")
+    trained = tuple(labels)
+    factors = parse_oversample(cfg.oversample, trained)
 
     in_dim = 384 * len(cfg.features)
     targets = inject_lora(enc, cfg.rank, cfg.alpha, cfg.lora_dropout, DEFAULT_TARGETS)
-    heads = {t: Head(in_dim, len(LABELS[t]), cfg.head_hidden, cfg.head_dropout) for t in TASKS}
+    heads = {t: Head(in_dim, len(labels[t]), cfg.head_hidden, cfg.head_dropout) for t in trained}
     model = MultiTaskModel(enc, tuple(cfg.features), heads).to(dev)
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     head_params = [p for p in model.heads.parameters() if p.requires_grad]
@@ -179,13 +234,13 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
         {"params": head_params, "lr": cfg.head_lr, "weight_decay": cfg.weight_decay},
     ])
     losses = {}
-    for t in TASKS:
-        counts = np.bincount(data[t]["fit_y"], minlength=len(LABELS[t])).astype(np.float64)
+    for t in trained:
+        counts = np.bincount(data[t]["fit_y"], minlength=len(labels[t])).astype(np.float64)
         w = torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32, device=dev)
-        losses[t] = nn.CrossEntropyLoss(weight=w)
+        losses[t] = nn.CrossEntropyLoss(weight=w, label_smoothing=cfg.label_smoothing)
     rng = np.random.default_rng(cfg.seed)
-    lengths = {t: [len(x) for x in data[t]["fit_ids"]] for t in TASKS}
-    steps_per_epoch = len(_epoch_batches(lengths, cfg.batch_size, np.random.default_rng(0)))
+    lengths = {t: [len(x) for x in data[t]["fit_ids"]] for t in trained}
+    steps_per_epoch = len(_epoch_batches(lengths, cfg.batch_size, np.random.default_rng(0), factors))
     total = steps_per_epoch * cfg.epochs
     warm = max(1, int(total * cfg.warmup))
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -197,8 +252,8 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
         _, best_ep, snap, best_dev = best
         assert snap is not None
         em = copy.deepcopy(model)  # training goes on with the original
-        for t, h in em.heads.items():
-            h.load_state_dict(snap["heads"][t])
+        for t in TASKS:
+            em.heads[t].load_state_dict(snap["heads"][t])
         # the validation figures are measured with the exact weights that are written (float16)
         adapter16 = {k: v.half() for k, v in snap["adapter"].items()}
         with torch.no_grad():
@@ -207,8 +262,8 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
                 raise RuntimeError(f"adapter tensors without a parameter: {sorted(set(adapter16) - set(named))[:3]}")
             for k, v in adapter16.items():
                 named[k].copy_(v.float().to(dev))
-            for h in em.heads.values():
-                for p in h.net.parameters():
+            for t in TASKS:
+                for p in em.heads[t].net.parameters():
                     p.data = p.data.half().float()
         val = {}
         for t in TASKS:
@@ -216,7 +271,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
             name, value = task_metric(t, data[t]["val_y"], pred)
             val[t] = {name: round(value, 4), "n": int(len(data[t]["val_y"]))}
             log(f"[{t}] validation {name}={value:.4f}")
-        heads_cpu = {t: h.cpu() for t, h in em.heads.items()}
+        heads_cpu = {t: em.heads[t].cpu() for t in TASKS}
         task_meta = {
             t: {"labels": list(LABELS[t]), "in_dim": in_dim, "hidden": cfg.head_hidden,
                 "train": {"sources": data[t]["sources"], "n": data[t]["n"], "label_counts": data[t]["label_counts"],
@@ -245,6 +300,8 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
                 "config": asdict(cfg), "best_epoch": best_ep, "history": history,
                 "optimizer": "AdamW, linear warmup + linear decay, grad clip 1.0",
                 "loss": "class-balanced cross-entropy, single-task batches shuffled across tasks",
+                "auxiliary_tasks": {t: {"source": f"tweeteval/{t}/train", "n": data[t]["n"], "labels": list(labels[t])}
+                                    for t in cfg.aux_tasks},
                 "selection": "epoch with the best mean task metric on a seeded 10% dev split of train; "
                              "TweetEval val is measured only (training rows whose text occurs in val are dropped)",
                 "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)}, bf16 autocast)" if amp else ""),
@@ -263,6 +320,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
         log("validation: " + json.dumps(val))
         return meta
 
+    ema = _EMA(enc_params + head_params, cfg.ema) if cfg.ema else None
     best: tuple[float, int, dict | None, dict] = (-1.0, 0, None, {})
     history = []
     step = 0
@@ -270,8 +328,9 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
     log_every = max(1, min(200, total // 10))
     for ep in range(1, cfg.epochs + 1):
         model.train()
-        t_ep, seen, loss_sum = time.time(), 0, 0.0
-        for task, rows in _epoch_batches(lengths, cfg.batch_size, rng):
+        # the loss is summed on the device: reading it back every step would stall the GPU queue
+        t_ep, seen, loss_acc = time.time(), 0, torch.zeros((), device=dev)
+        for task, rows in _epoch_batches(lengths, cfg.batch_size, rng, factors):
             x, m = _pad(data[task]["fit_ids"], rows, pad_id, dev)
             y = torch.from_numpy(data[task]["fit_y"][rows]).to(dev)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
@@ -282,27 +341,36 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
             torch.nn.utils.clip_grad_norm_(enc_params + head_params, 1.0)
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update(step)
             step += 1
             seen += len(rows)
-            loss_sum += loss.item() * len(rows)
+            loss_acc += loss.detach() * len(rows)
             if step % log_every == 0:
                 rate = seen / max(1e-6, time.time() - t_ep)
                 eta = (total - step) * (time.time() - t_train) / step
-                log(f"  epoch {ep}/{cfg.epochs} step {step}/{total} loss={loss_sum / seen:.4f} {rate:.0f} examples/s"
+                log(f"  epoch {ep}/{cfg.epochs} step {step}/{total} loss={loss_acc.item() / seen:.4f} {rate:.0f} examples/s"
                     f" eta {eta / 60:.0f} min")
+        if ema is not None:  # measured and kept with the averaged weights; training resumes on the raw ones
+            ema.swap()
         dev_m = {}
         for t in TASKS:
             pred = _predict(model, t, data[t]["dev_ids"], pad_id, dev, amp)
             dev_m[t] = round(task_metric(t, data[t]["dev_y"], pred)[1], 4)
         mean = float(np.mean(list(dev_m.values())))
+        loss_sum = loss_acc.item()
         history.append({"epoch": ep, "loss": round(loss_sum / max(1, seen), 4), "dev": dev_m, "seconds": round(time.time() - t_ep, 1)})
         log(f"epoch {ep}: loss={loss_sum / max(1, seen):.4f} dev {dev_m} mean={mean:.4f} ({time.time() - t_ep:.0f}s)")
         if mean > best[0]:
             snap = {"adapter": {k: v.cpu() for k, v in adapter_state(model.encoder).items()},
-                    "heads": {t: {k: v.detach().cpu().clone() for k, v in h.state_dict().items()} for t, h in model.heads.items()}}
+                    "heads": {t: {k: v.detach().cpu().clone() for k, v in model.heads[t].state_dict().items()} for t in TASKS}}
             best = (mean, ep, snap, dev_m)
             if ep < cfg.epochs:
                 export(best, ep)
+        if ema is not None:
+            ema.swap()
     export(best, cfg.epochs)
+    if not calibrate_after:
+        return json.loads((out_dir / "heads.json").read_text())
     log("calibrating the decision biases on the dev split")
     return calibrate(out_dir, data_dir=data_dir, seed=cfg.seed, log=log)
