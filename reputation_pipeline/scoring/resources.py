@@ -27,7 +27,7 @@ class ScoringModelsResource(dg.ConfigurableResource):
     hate_model: str = DEFAULT_REF
     # JSON object: platform -> {analysis -> model reference}
     platform_models_json: str = "{}"
-    quantize: bool = False  # int8 encoder: faster, but -1.5pt offensive macro-F1 on val
+    quantize: bool = False  # int8 encoder: 1.05-1.3x, up to -0.8pt on val (docs/scoring.md)
     num_threads: int = 2
     max_batch: int = 64
     token_budget: int = 2048
