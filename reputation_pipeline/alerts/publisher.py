@@ -11,9 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import dagster as dg
-
-from reputation_pipeline.ingest.kafka_client import KAFKA_ENV_FIELDS, KafkaSettings, bind_env
+from reputation_pipeline.ingest.kafka_client import KAFKA_ENV_FIELDS, KafkaResource, bind_env
 
 ALERTS_TOPIC = "reputation.alerts"
 
@@ -30,24 +28,16 @@ class AlertPublishError(RuntimeError):
     pass
 
 
-class AlertPublisherResource(dg.ConfigurableResource):
-    """The alerts topic and its cluster. Bind fields with ``dg.EnvVar`` (see
-    ``alert_publisher_from_env``) so credentials stay in the environment."""
+class AlertPublisherResource(KafkaResource):
+    """The alerts topic, on a cluster configured like :class:`KafkaResource` (the
+    connection fields and ``settings()`` are inherited). Bind fields with
+    ``dg.EnvVar`` (see ``alert_publisher_from_env``) so credentials stay in the
+    environment."""
 
-    bootstrap_servers: str = KafkaSettings.bootstrap_servers
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: str | None = None
-    ssl_ca_location: str | None = None
     topic: str = ALERTS_TOPIC
     topic_partitions: int = 3
     replication_factor: int = 1
     flush_timeout_s: float = 30.0
-
-    def settings(self) -> KafkaSettings:
-        return KafkaSettings(self.bootstrap_servers, self.security_protocol, self.sasl_mechanism,
-                             self.sasl_username, self.sasl_password, self.ssl_ca_location)
 
     def ensure_topic(self) -> None:
         from confluent_kafka import KafkaException
