@@ -7,7 +7,7 @@ job, dbt and alert assets) in a loop, as the daemon would. For every alert
 about the crisis brand, the latency of each of its top posts is the time from
 that post's produce call to the alert's arrival on the topic. Prints p50/p95
 and where the time goes (per-stage durations of the driver's scoring-stage
-cycles and alert-stage runs, which overlap unless --serial).
+cycles and alert-stage runs, which overlap with --overlap).
 
     .venv/bin/python bench/bench_alert_latency.py --rate 100 --seconds 150 --crisis-at 40
 """
@@ -82,8 +82,8 @@ def main() -> int:
     ap.add_argument("--full-build-every", type=float, default=None,
                     help="seconds between full builds (dbt tests, published marts) while the stream never idles; "
                          "default REPUTATION_FULL_BUILD_INTERVAL_S or 600")
-    ap.add_argument("--serial", action="store_true",
-                    help="run the scoring and alert stages one after the other instead of overlapped")
+    ap.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=None,
+                    help="overlap the scoring and alert stages on two threads (default: REPUTATION_DRIVER_OVERLAP, off)")
     args = ap.parse_args()
 
     from reputation_pipeline.stack import local
@@ -180,9 +180,9 @@ def main() -> int:
         print(json.dumps(entry), file=sys.stderr, flush=True)
 
     def driver():
-        # both stages until stopped (overlapped unless --serial), retrying failed runs as the daemon would
+        # both stages until stopped, retrying failed runs as the daemon would
         drv.run(until_idle=False, stop=stop_driver, poll_s=args.poll, retry_errors=True,
-                on_scored=on_scored, on_alerted=on_alerted, overlap=not args.serial)
+                on_scored=on_scored, on_alerted=on_alerted, overlap=args.overlap)
 
     threads = [threading.Thread(target=f, daemon=True) for f in (producer, follower, driver)]
     for t in threads:
@@ -211,7 +211,7 @@ def main() -> int:
         "first_crisis_alert_after_crisis_start_s": round(first - started - args.crisis_at, 1) if first else None,
         "latency_p50_s": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p95_s": round(statistics.quantiles(latencies, n=20)[-1], 1) if len(latencies) >= 2 else None,
-        "driver_errors": len(errors),
+        "overlap": drv.overlap_used, "driver_errors": len(errors),
         "full_builds": sum(1 for a in alerted if "full_build_s" in a),
         **where_time_goes(scored, alerted),
     }

@@ -5,7 +5,8 @@ the real ``ingest_job``, then materializes the touched hour partitions with the
 same asset code the daemon would run, against a Dagster instance
 (``DAGSTER_HOME``) so runs, materializations and checks show in the UI.
 
-Two stages that overlap (docs/operations.md, "Alert latency"), each on its own thread:
+Two stages (docs/operations.md, "Alert latency"), one after the other, or with
+``REPUTATION_DRIVER_OVERLAP=1`` each on its own thread so that they overlap:
 
 - scoring stage: one sensor tick, its ingest runs, then ``live_scoring_job`` over
   the hours that got posts and can still page someone (window within
@@ -13,9 +14,9 @@ Two stages that overlap (docs/operations.md, "Alert latency"), each on its own t
 - alert stage: one ``micro_batch_job`` run per contiguous range of scored hours:
   the dbt models that depend on the window (no dbt tests) and ``brand_alerts``
   (``alert_path_job``, every dbt model and seed on the alert path, on the first
-  run and whenever the seeds or the dbt project changed). While it runs, the
-  next micro-batch is ingested and scored. Every DuckDB writer runs here, so the
-  warehouse keeps one writer without waiting on the ``duckdb`` pool.
+  run and whenever the seeds or the dbt project changed). Overlapped, the next
+  micro-batch is ingested and scored meanwhile. Every DuckDB writer runs on this
+  stage's thread, one at a time (and in the ``duckdb`` pool).
 - when ``run_until_idle`` finds nothing left to ingest, and every
   ``REPUTATION_FULL_BUILD_INTERVAL_S`` (default 600 s) in a loop that never
   idles, every hour touched since the last full build goes through
@@ -45,6 +46,10 @@ RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 KEY_FORMAT = "%Y-%m-%d-%H:%M"
 FULL_BUILD_INTERVAL_ENV = "REPUTATION_FULL_BUILD_INTERVAL_S"
+# Overlap the scoring and alert stages on two threads. Off by default: on 2 cores the dbt
+# process and DuckDB take a core from the encoder's two intra-op threads, which then score
+# about 3x slower per post, and every micro-batch's latency grows (docs/operations.md).
+OVERLAP_ENV = "REPUTATION_DRIVER_OVERLAP"
 
 
 @dataclass
@@ -153,6 +158,10 @@ def full_build_interval_s() -> float:
     return float(os.environ.get(FULL_BUILD_INTERVAL_ENV) or 600)
 
 
+def overlap_from_env() -> bool:
+    return os.environ.get(OVERLAP_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 class Driver:
     """The headless loop's state: the sensor cursor, the scored hours waiting for the alert
     stage (``pending``), the hours touched since the last full build (``unchecked``) and
@@ -183,6 +192,7 @@ class Driver:
         self.reference: str | None = None  # reference_fingerprint() of the last alert_path_job
         self.full_build_every_s = full_build_interval_s() if full_build_every_s is None else full_build_every_s
         self.last_full_build = time.monotonic()
+        self.overlap_used: bool | None = None  # how the last run() ran the stages
         self._cv = threading.Condition()  # guards pending / unchecked / unscored
         self._scoring = threading.Lock()  # one scoring run at a time: the models are shared
 
@@ -299,19 +309,22 @@ class Driver:
     def run(self, *, until_idle: bool, stop: threading.Event | None = None, max_cycles: int = 100,
             poll_s: float = 1.0, retry_errors: bool = False,
             on_scored: Callable[[CycleSummary, dict], None] | None = None,
-            on_alerted: Callable[[dict], None] | None = None, overlap: bool = True) -> None:
-        """The scoring stage and the alert stage on two threads, so a micro-batch is
-        ingested and scored while the previous one goes through dbt and alerts. Until
+            on_alerted: Callable[[dict], None] | None = None, overlap: bool | None = None) -> None:
+        """The scoring stage and then the alert stage, in turn; with ``overlap`` (default:
+        ``REPUTATION_DRIVER_OVERLAP``) on two threads, so a micro-batch is ingested and
+        scored while the previous one goes through dbt and alerts. Until
         ``stop`` is set, or with ``until_idle`` until a tick plans nothing (or after
         ``max_cycles`` ticks that ingested) and the alert stage has taken every scored
         hour. ``retry_errors``: log a failed stage and go on (the daemon's behaviour);
-        otherwise the first error stops both stages and is raised here. ``overlap=False``
-        (or yaml-configured python_logs handlers, see pipeline/instance.py): one thread,
-        the stages one after the other."""
+        otherwise the first error stops both stages and is raised here. An ephemeral
+        instance or yaml-configured python_logs handlers (pipeline/instance.py) rule the
+        overlap out."""
         stop = stop or threading.Event()
+        overlap = overlap_from_env() if overlap is None else overlap
         if overlap and not self.overlap_safe:
             self.log("ephemeral instance or python_logs handlers configured: the stages run one after the other")
             overlap = False
+        self.overlap_used = overlap
         if not overlap:
             return self._run_serially(until_idle, stop, max_cycles, poll_s, retry_errors, on_scored, on_alerted)
         scoring_done = threading.Event()
