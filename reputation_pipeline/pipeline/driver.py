@@ -165,8 +165,8 @@ def overlap_from_env() -> bool:
 class Driver:
     """The headless loop's state: the sensor cursor, the scored hours waiting for the alert
     stage (``pending``), the hours touched since the last full build (``unchecked``) and
-    the late hours not scored yet (``unscored``). ``run`` drives the two stages on two
-    threads; ``cycle`` runs them once, one after the other."""
+    the late hours not scored yet (``unscored``). ``run`` drives the two stages, in turn or
+    overlapped on two threads; ``cycle`` runs them once, one after the other."""
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, log=print,
                  full_build_every_s: float | None = None):
