@@ -24,7 +24,9 @@ def _alerts(kafka_settings, topic) -> list[dict]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-def test_crisis_produces_alerts_for_that_brand_only(kafka_settings, kafka_bootstrap, tmp_path, platform, monkeypatch):
+# both driver layouts: the stages in turn (default) and overlapped on two threads
+@pytest.mark.parametrize("overlap", [False, True], ids=["in-turn", "overlapped"])
+def test_crisis_produces_alerts_for_that_brand_only(kafka_settings, kafka_bootstrap, tmp_path, platform, monkeypatch, overlap):
     from reputation_pipeline.definitions import build_defs
     from reputation_pipeline.pipeline.driver import aggregate, run_until_idle
 
@@ -39,8 +41,8 @@ def test_crisis_produces_alerts_for_that_brand_only(kafka_settings, kafka_bootst
     produce(kafka_settings, platform, 400, partitions=2, seed=2, crisis_brand="acme", crisis_share=0.5, progress=False)
 
     with dg.instance_for_test() as instance:
-        totals = run_until_idle(defs, instance)
-        assert totals["rows"] == 800
+        totals = run_until_idle(defs, instance, overlap=overlap)
+        assert totals["rows"] == 800 and totals["overlap"] is overlap
         alerts = _alerts(kafka_settings, topic)
         risk = [a for a in alerts if a["rule"] not in RISK_RULES_IGNORED]
         assert any(a["brand"] == "acme" and a["status"] == "firing" for a in risk), alerts

@@ -420,7 +420,8 @@ class Driver:
                 busy += 1
 
 
-def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, max_cycles: int = 100, log=print) -> dict:
+def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, max_cycles: int = 100, log=print,
+                   overlap: bool | None = None) -> dict:
     driver = Driver(defs, instance, log)
     totals = {"cycles": 0, "ingest_runs": 0, "rows": 0, "quarantined": 0, "partitions": 0,
               "alerts_published": 0, "ranges": []}
@@ -443,7 +444,8 @@ def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, max_cy
         totals["alerts_published"] += down.get("alerts_published", 0)
         log(f"alert path: { {k: v for k, v in down.items() if k != 'run_ids'} }")
 
-    driver.run(until_idle=True, max_cycles=max_cycles, on_scored=on_scored, on_alerted=on_alerted)
+    driver.run(until_idle=True, max_cycles=max_cycles, on_scored=on_scored, on_alerted=on_alerted, overlap=overlap)
+    totals["overlap"] = driver.overlap_used
     full = driver.full_build()  # idle: the tests, published marts and the late hours
     if full:
         totals["alerts_published"] += full["alerts_published"]
