@@ -22,8 +22,9 @@ aggregation_job = dg.define_asset_job(
     "of hour partitions (one dbt invocation), with the scores' null-rate and drift checks.",
 )
 
-# The headless driver's live path (pipeline/driver.py) in two stages that overlap: the scores
-# of a micro-batch, then (while the next batch is ingested and scored) its dbt models and alerts.
+# The headless driver's live path (pipeline/driver.py) in two stages: the scores of a
+# micro-batch, then its dbt models and alerts (with REPUTATION_DRIVER_OVERLAP=1 the next batch
+# is ingested and scored meanwhile).
 live_scoring_job = dg.define_asset_job(
     "live_scoring_job",
     # scores_in_range is blocking: bad scores never reach the marts; the monitoring checks
