@@ -138,22 +138,6 @@ def aggregate(defs: dg.Definitions, instance: dg.DagsterInstance, first: str, la
     return _alerts_published(_run(defs, instance, "aggregation_job", first, last))
 
 
-def downstream(defs: dg.Definitions, instance: dg.DagsterInstance, partitions: set[str], log=print) -> dict:
-    """Backfill the given hours (e.g. after ``reputation-pipeline import``): per contiguous
-    range one scoring_job run, then one aggregation_job run (every dbt test as a check,
-    published marts, alerts)."""
-    if not partitions:
-        return {}
-    started = time.monotonic()
-    ranges = contiguous_ranges(partitions)
-    for lo, hi in ranges:  # the models load once per run
-        score(defs, instance, lo, hi)
-    scored_s = time.monotonic() - started
-    published = sum(aggregate(defs, instance, lo, hi) for lo, hi in ranges)
-    return {"scored_partitions": len(partitions), "scoring_s": round(scored_s, 1), "ranges": ranges,
-            "aggregation_s": round(time.monotonic() - started - scored_s, 1), "alerts_published": published}
-
-
 def full_build_interval_s() -> float:
     return float(os.environ.get(FULL_BUILD_INTERVAL_ENV) or 600)
 
@@ -166,7 +150,7 @@ class Driver:
     """The headless loop's state: the sensor cursor, the scored hours waiting for the alert
     stage (``pending``), the hours touched since the last full build (``unchecked``) and
     the late hours not scored yet (``unscored``). ``run`` drives the two stages, in turn or
-    overlapped on two threads; ``cycle`` runs them once, one after the other."""
+    overlapped on two threads."""
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, log=print,
                  full_build_every_s: float | None = None):
@@ -300,12 +284,6 @@ class Driver:
         return down
 
     # -- drivers ---------------------------------------------------------------------
-    def cycle(self) -> tuple[CycleSummary, dict]:
-        """Both stages once, one after the other."""
-        summary, scored = self.ingest_and_score()
-        down = self.alert_stage()
-        return summary, {**scored, **down, "run_ids": scored.get("run_ids", []) + down.get("run_ids", [])}
-
     def run(self, *, until_idle: bool, stop: threading.Event | None = None, max_cycles: int = 100,
             poll_s: float = 1.0, retry_errors: bool = False,
             on_scored: Callable[[CycleSummary, dict], None] | None = None,
@@ -394,7 +372,6 @@ class Driver:
             raise
         if errors:
             raise errors[0]
-
 
     def _run_serially(self, until_idle, stop, max_cycles, poll_s, retry_errors, on_scored, on_alerted) -> None:
         busy = 0

@@ -193,8 +193,10 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
         return tok([model_input(t, cfg.emoji) for t in texts], truncation=True, max_length=cfg.max_length)["input_ids"]
 
     data: dict[str, dict] = {}
+    val_keys: set[str] = set()  # the analyses' validation tweets, kept out of the auxiliary data
     for task in TASKS:
         tr, va = load_task(task, data_dir)
+        val_keys.update(map(overlap_key, va.texts))
         fit, dv = dev_split(len(tr.labels), cfg.seed)
         if cfg.limit:
             fit, dv = fit[: cfg.limit], dv[: max(1, cfg.limit // 10)]
@@ -211,7 +213,6 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
         }
         log(f"[{task}] {len(fit)} fit / {len(dv)} dev examples; validation {len(va.labels)} (measured only)")
     labels = {t: LABELS[t] for t in TASKS}
-    val_keys = {overlap_key(t) for task in TASKS for t in load_task(task, data_dir)[1].texts} if cfg.aux_tasks else set()
     for task in cfg.aux_tasks:
         tr, labels[task] = load_aux_task(task, data_dir, exclude=val_keys)
         keep = np.arange(len(tr.labels))[: cfg.limit or None]
