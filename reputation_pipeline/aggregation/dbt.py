@@ -8,9 +8,10 @@ Per-invocation costs are kept off the alert path (docs/aggregation.md, "Speed"):
 the partition window reaches dbt through the environment (read only at
 execution, see macros/lake.sql ``window_bound``), and every warehouse keeps one
 dbt target folder, so dbt's partial parsing stays valid from one micro-batch to
-the next instead of re-parsing the whole project; the dbt version is asked
-once per process, and no in-process dbt adapter is built (it only serves
-column-metadata / row-count fetching, which these assets do not use)."""
+the next instead of re-parsing the whole project; dbt runs in the run's own
+process with the parsed manifest kept in memory (dbt_inprocess.py), and no
+separate dbt adapter is built for dagster-dbt (it only serves column-metadata /
+row-count fetching, which these assets do not use)."""
 
 import contextlib
 import functools
@@ -27,6 +28,10 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.asset_utils import get_updated_cli_invocation_params_for_context
+from pydantic import Field
+
+from reputation_pipeline.aggregation.dbt_inprocess import common_args, stream_build
 
 from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource
 from reputation_pipeline.partitions import hourly_partitions
@@ -114,10 +119,9 @@ def reputation_dbt_assets(
     context.log.info(f"dbt build over [{window.start}, {window.end}) into {dbt_vars['duckdb_path']}")
     # The run's selection decides what is built: every model, seed and test (aggregation_job),
     # or the models and seeds on the alert path without the tests (micro_batch_job).
-    with window_env(window.start, window.end):  # captured by the dbt subprocess at start
-        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context,
-                             target_path=state_target_path(dbt_vars, context.op_execution_context.op.name))
-    yield from invocation.stream()
+    target_path = state_target_path(dbt_vars, context.op_execution_context.op.name)
+    with window_env(window.start, window.end):  # read by dbt while it executes (macros/lake.sql)
+        yield from dbt.build(context, dbt_vars, target_path)
 
 
 WINDOW_ENV = {"min_date": "REPUTATION_DBT_MIN_DATE", "max_date": "REPUTATION_DBT_MAX_DATE"}
@@ -162,7 +166,16 @@ class ReputationDbtCliResource(DbtCliResource):
     process instead of once per run (the resource is re-created for every run), and no
     in-process dbt adapter is initialized (dagster-dbt builds one on every ``cli`` call,
     loading every macro, only for ``fetch_column_metadata`` / ``fetch_row_counts``).
-    Pinned with dagster-dbt 0.29.27; test_aggregation_speed.py checks both hooks exist."""
+    Pinned with dagster-dbt 0.29.27; test_aggregation_speed.py checks both hooks exist.
+
+    ``build`` runs dbt in this process by default (``in_process``): the manifest stays
+    parsed in memory and no interpreter starts per run (aggregation/dbt_inprocess.py)."""
+
+    in_process: bool = Field(
+        default=True,
+        description="Run `dbt build` in the run's process with the parsed manifest kept in memory (seconds "
+        "faster per run); false: a `dbt` subprocess per run, as DbtCliResource.cli does.",
+    )
 
     @functools.cached_property
     def _cli_version(self):
@@ -177,6 +190,29 @@ class ReputationDbtCliResource(DbtCliResource):
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]):
         return None
+
+    def build(self, context: dg.AssetExecutionContext, dbt_vars: Mapping[str, Any], target_path: Path) -> Iterator:
+        """``dbt build`` of the run's selection: in this process with the manifest kept in
+        memory (``in_process``, aggregation/dbt_inprocess.py), else as a ``dbt`` subprocess."""
+        if not self.in_process:
+            yield from self.cli(["build", "--vars", json.dumps(dict(dbt_vars))], context=context,
+                                target_path=target_path).stream()
+            return
+        # the selection for the run's subset, as DbtCliResource.cli computes it (manifest and
+        # translator come from the context's assets definition)
+        params = get_updated_cli_invocation_params_for_context(context=context, manifest={},
+                                                                 dagster_dbt_translator=translator)
+        if params.dbt_project and Path(params.dbt_project.project_dir) != DBT_PROJECT_DIR:
+            # dagster-dbt moved a selection of over 200 nodes into a temporary project copy
+            yield from self.cli(["build", "--vars", json.dumps(dict(dbt_vars))], context=context,
+                                target_path=target_path).stream()
+            return
+        args = ["build", *params.selection_args, "--no-send-anonymous-usage-stats",
+                *(["--indirect-selection", params.indirect_selection] if params.indirect_selection else [])]
+        shared = common_args(project_dir=DBT_PROJECT_DIR, profiles_dir=self.profiles_dir or os.fspath(DBT_PROJECT_DIR),
+                             target=self.target, target_path=target_path, dbt_vars=dbt_vars)
+        yield from stream_build(context, args=args, shared=shared, manifest_json=params.manifest,
+                                translator=params.dagster_dbt_translator, project=dbt_project, target_path=target_path)
 
 
 def dbt_resource() -> DbtCliResource:
