@@ -196,13 +196,16 @@ def main() -> int:
 
     latencies = []
     seen = set()
+    per_alert = []  # which rule fired when, and how old its top posts were on arrival
     for received, alert in arrivals:
         if alert.get("brand") != args.crisis_brand or alert.get("status") != "firing" or alert["alert_id"] in seen:
             continue
         seen.add(alert["alert_id"])
-        for post in (alert.get("explanation") or {}).get("top_posts", []):
-            if post.get("post_id") in produced:
-                latencies.append(received - produced[post["post_id"]])
+        ages = [received - produced[post["post_id"]] for post in (alert.get("explanation") or {}).get("top_posts", [])
+                if post.get("post_id") in produced]
+        latencies.extend(ages)
+        per_alert.append({"rule": alert.get("rule"), "arrived_s": round(received - started, 1),
+                          "top_post_latency_s": [round(min(ages), 1), round(max(ages), 1)] if ages else None})
     crisis_alerts = len(seen)
     first = min((r for r, a in arrivals if a.get("brand") == args.crisis_brand), default=None)
     result = {
@@ -211,6 +214,7 @@ def main() -> int:
         "first_crisis_alert_after_crisis_start_s": round(first - started - args.crisis_at, 1) if first else None,
         "latency_p50_s": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p95_s": round(statistics.quantiles(latencies, n=20)[-1], 1) if len(latencies) >= 2 else None,
+        "latency_samples": len(latencies), "crisis_alert_detail": per_alert,
         "overlap": drv.overlap_used, "driver_errors": len(errors),
         "full_builds": sum(1 for a in alerted if "full_build_s" in a),
         **where_time_goes(scored, alerted),
