@@ -5,17 +5,20 @@ import io
 import json
 from datetime import datetime, timedelta, timezone
 
+import dagster as dg
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reputation_pipeline.aggregation import dbt_resource
+from reputation_pipeline.aggregation import dbt_inprocess, dbt_resource
+from reputation_pipeline.aggregation.dbt import reputation_dbt_assets
 from reputation_pipeline.aggregation.sample_lake import SCORES, SampleLakeSpec, write_sample_lake
 from reputation_pipeline.aggregation.warehouse import WarehouseResource
 from reputation_pipeline.alerts.evaluate import deliver, evaluate
 from reputation_pipeline.alerts.publisher import Delivered
 from reputation_pipeline.lake.store import open_lake
+from reputation_pipeline.resources import LakeResource
 
 T0 = datetime(2026, 11, 20, 0, tzinfo=timezone.utc)
 
@@ -81,11 +84,12 @@ def test_dbt_build_windows_no_data_and_rerun(tmp_path):
     conn.close()
 
 
-def test_dbt_tests_fail_on_bad_scores(tmp_path):
+def write_bad_score(tmp_path) -> str:
+    """A sample lake over two hours plus a scorer bug: probabilities out of range and a
+    label outside the contract, for one post. Returns the lake's path."""
     lake = str(tmp_path / "lake")
     store = open_lake(lake)
     write_sample_lake(store, SampleLakeSpec(start=T0, hours=2, crisis_brand=None))
-    # a scorer bug: probabilities out of range and a label outside the contract
     post_id = pq.read_table(tmp_path / "lake/raw/posts/platform=twitter/dt=2026-11-20/hour=00/sample-0.parquet")["post_id"][0].as_py()
     bad = {name: None for name in SCORES.names} | {
         "post_id": post_id, "platform": "twitter", "sentiment_label": "angry", "sentiment_negative": 1.7,
@@ -94,7 +98,11 @@ def test_dbt_tests_fail_on_bad_scores(tmp_path):
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([bad], schema=SCORES), buf)
     store.put("scores/model=bad-v2/dt=2026-11-20/hour=00/bad.parquet", buf.getvalue())
+    return lake
 
+
+def test_dbt_tests_fail_on_bad_scores(tmp_path):
+    lake = write_bad_score(tmp_path)
     ok, results = dbt_build(lake, str(tmp_path / "wh.duckdb"), T0, T0 + timedelta(hours=2))
     assert not ok
     assert results["assert_scores_are_probabilities"] == "fail"
@@ -112,3 +120,54 @@ def test_dbt_reads_an_s3_lake(s3_endpoint, s3_lake_uri, tmp_path):
     assert conn.execute("select count(*), count(distinct brand) from marts.fct_brand_risk_window "
                         "where data_status = 'ok'").fetchone() == (9, 3)
     conn.close()
+
+
+# dbt as a Dagster asset: in the run's process (the default) and as a subprocess
+
+RANGE_TAGS = {"dagster/asset_partition_range_start": "2026-11-20-00:00",
+              "dagster/asset_partition_range_end": "2026-11-20-01:00"}
+
+
+def materialize_dbt(lake: str, db: str, in_process: bool, raise_on_error: bool = True):
+    resources = {"dbt": dbt_resource(in_process=in_process), "warehouse": WarehouseResource(duckdb_path=db),
+                 "lake": LakeResource(uri=lake)}
+    return dg.materialize([reputation_dbt_assets], resources=resources, tags=RANGE_TAGS,
+                          instance=dg.DagsterInstance.ephemeral(), raise_on_error=raise_on_error)
+
+
+def _outcome(result) -> tuple[set, dict]:
+    mats = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()}
+    return mats, checks
+
+
+def test_in_process_dbt_matches_the_subprocess(tmp_path):
+    lake = str(tmp_path / "lake")
+    write_sample_lake(open_lake(lake), SampleLakeSpec(start=T0, hours=2, crisis_brand="acme", crisis_hours=1))
+    inproc, subproc = str(tmp_path / "inproc.duckdb"), str(tmp_path / "subproc.duckdb")
+    first = materialize_dbt(lake, inproc, in_process=True)
+    again = materialize_dbt(lake, inproc, in_process=True)  # the kept manifest, no parse
+    other = materialize_dbt(lake, subproc, in_process=False)
+    assert first.success and again.success and other.success
+
+    mats, checks = _outcome(first)
+    assert (mats, checks) == _outcome(other) == _outcome(again)
+    assert {"stg_posts", "fct_brand_risk_window", "mart_alert_candidates", "brands"} <= mats
+    assert checks and all(checks.values()) and "assert_scores_are_probabilities" in checks
+    assert len(dbt_inprocess._MANIFESTS) == 1
+
+    # same rows; and dbt released the warehouse file: this process opens it with another configuration
+    query = "select brand, window_start, mention_count, round(weighted_risk, 9) from marts.fct_brand_risk_window order by all"
+    with duckdb.connect(inproc, config={"threads": 1}) as a, duckdb.connect(subproc, read_only=True) as b:
+        assert a.execute(query).fetchall() == b.execute(query).fetchall()
+        assert a.execute("select count(*) from marts.mart_alert_candidates where is_firing").fetchone()[0] > 0
+
+
+def test_in_process_dbt_fails_the_step_with_dbts_error(tmp_path):
+    lake = write_bad_score(tmp_path)
+    result = materialize_dbt(lake, str(tmp_path / "wh.duckdb"), in_process=True, raise_on_error=False)
+    assert not result.success
+    _, checks = _outcome(result)
+    assert checks["assert_scores_are_probabilities"] is False and checks["unique_stg_posts_post_id"] is True
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "assert_scores_are_probabilities" in failure.step_failure_data.error.message

@@ -217,6 +217,6 @@ class ReputationDbtCliResource(DbtCliResource):
                                 translator=params.dagster_dbt_translator, project=dbt_project, target_path=target_path)
 
 
-def dbt_resource() -> DbtCliResource:
+def dbt_resource(in_process: bool = True) -> DbtCliResource:
     return ReputationDbtCliResource(project_dir=dbt_project, profiles_dir=os.fspath(DBT_PROJECT_DIR), target="dev",
-                                    dbt_executable=DBT_EXECUTABLE)
+                                    dbt_executable=DBT_EXECUTABLE, in_process=in_process)
