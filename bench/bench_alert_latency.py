@@ -10,6 +10,7 @@ and where the time goes (per-stage durations of the driver's scoring-stage
 cycles and alert-stage runs, which overlap with --overlap).
 
     .venv/bin/python bench/bench_alert_latency.py --rate 100 --seconds 150 --crisis-at 40
+    .venv/bin/python bench/bench_alert_latency.py ... --dbt-subprocess   # the baseline: dbt as a subprocess
 """
 from __future__ import annotations
 
@@ -84,6 +85,11 @@ def main() -> int:
                          "default REPUTATION_FULL_BUILD_INTERVAL_S or 600")
     ap.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=None,
                     help="overlap the scoring and alert stages on two threads (default: REPUTATION_DRIVER_OVERLAP, off)")
+    ap.add_argument("--dbt-subprocess", action="store_true",
+                    help="baseline: a `dbt` subprocess per run (ReputationDbtCliResource in_process=false) instead "
+                    "of dbt in the driver's process with the parsed manifest kept in memory")
+    ap.add_argument("--compare", action="store_true",
+                    help="measure the baseline (--dbt-subprocess) and then the default in this run, and print the ratios")
     args = ap.parse_args()
 
     from reputation_pipeline.stack import local
@@ -92,6 +98,21 @@ def main() -> int:
         cfg = local.StackConfig.from_env()
         local.up(cfg)
         os.environ.update(local.env_vars(cfg))
+    modes = [True, False] if args.compare else [args.dbt_subprocess]
+    results = [measure(args, dbt_subprocess) for dbt_subprocess in modes]
+    for result in results:
+        print(json.dumps(result))
+    if args.compare:
+        base, new = results
+        ratios = {k: round(new[k] / base[k], 2) for k in ("latency_p50_s", "latency_p95_s",
+                                                          "first_crisis_alert_after_crisis_start_s", "mean_alert_path_s")
+                  if new.get(k) and base.get(k)}
+        print(json.dumps({"in_process_vs_subprocess": ratios}))
+    return 0
+
+
+def measure(args, dbt_subprocess: bool) -> dict:
+    """One stream with a crisis through the headless driver; the latency figures."""
     platform = f"lat{uuid.uuid4().hex[:8]}"
     work = tempfile.mkdtemp(prefix="bench-latency-")
     os.environ.update({"REPUTATION_PLATFORMS": platform, "DAGSTER_HOME": os.path.join(work, "dagster")})
@@ -100,6 +121,7 @@ def main() -> int:
     import dagster as dg
     from confluent_kafka import Producer
 
+    from reputation_pipeline.aggregation import dbt_resource
     from reputation_pipeline.alerts.cli import tail
     from reputation_pipeline.alerts.publisher import AlertPublisherResource
     from reputation_pipeline.definitions import build_defs
@@ -113,7 +135,8 @@ def main() -> int:
     settings = KafkaSettings.from_env()
     bootstrap = settings.bootstrap_servers
     defs = build_defs(lake=LakeResource(uri=os.path.join(work, "lake")), kafka=KafkaResource(bootstrap_servers=bootstrap),
-                      alert_publisher=AlertPublisherResource(bootstrap_servers=bootstrap, topic=topic))
+                      alert_publisher=AlertPublisherResource(bootstrap_servers=bootstrap, topic=topic),
+                      dbt=dbt_resource(in_process=not dbt_subprocess))
     ensure_dagster_home(os.path.join(work, "dagster"))
     instance = dg.DagsterInstance.get()
     ensure_topic(settings, topic_for(platform), 4)
@@ -215,12 +238,12 @@ def main() -> int:
         "latency_p50_s": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p95_s": round(statistics.quantiles(latencies, n=20)[-1], 1) if len(latencies) >= 2 else None,
         "latency_samples": len(latencies), "crisis_alert_detail": per_alert,
-        "overlap": drv.overlap_used, "driver_errors": len(errors),
+        "overlap": drv.overlap_used, "dbt": "subprocess" if dbt_subprocess else "in-process",
+        "driver_errors": len(errors),
         "full_builds": sum(1 for a in alerted if "full_build_s" in a),
         **where_time_goes(scored, alerted),
     }
-    print(json.dumps(result))
-    return 0
+    return result
 
 
 if __name__ == "__main__":
