@@ -146,7 +146,9 @@ def test_in_process_dbt_matches_the_subprocess(tmp_path):
     write_sample_lake(open_lake(lake), SampleLakeSpec(start=T0, hours=2, crisis_brand="acme", crisis_hours=1))
     inproc, subproc = str(tmp_path / "inproc.duckdb"), str(tmp_path / "subproc.duckdb")
     first = materialize_dbt(lake, inproc, in_process=True)
-    again = materialize_dbt(lake, inproc, in_process=True)  # the kept manifest, no parse
+    manifest = next(iter(dbt_inprocess._MANIFESTS.values()))
+    again = materialize_dbt(lake, inproc, in_process=True)
+    assert list(dbt_inprocess._MANIFESTS.values()) == [manifest]  # kept: no parse the second time
     other = materialize_dbt(lake, subproc, in_process=False)
     assert first.success and again.success and other.success
 
@@ -154,7 +156,6 @@ def test_in_process_dbt_matches_the_subprocess(tmp_path):
     assert (mats, checks) == _outcome(other) == _outcome(again)
     assert {"stg_posts", "fct_brand_risk_window", "mart_alert_candidates", "brands"} <= mats
     assert checks and all(checks.values()) and "assert_scores_are_probabilities" in checks
-    assert len(dbt_inprocess._MANIFESTS) == 1
 
     # same rows; and dbt released the warehouse file: this process opens it with another configuration
     query = "select brand, window_start, mention_count, round(weighted_risk, 9) from marts.fct_brand_risk_window order by all"
@@ -171,3 +172,22 @@ def test_in_process_dbt_fails_the_step_with_dbts_error(tmp_path):
     assert checks["assert_scores_are_probabilities"] is False and checks["unique_stg_posts_post_id"] is True
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "assert_scores_are_probabilities" in failure.step_failure_data.error.message
+
+
+def test_kept_manifest_follows_the_environment_it_read(monkeypatch):
+    """dbt records the variables it read while parsing (a placeholder when unset); a change
+    of one of them means parsing again, any other variable does not."""
+    from dbt.constants import DEFAULT_ENV_PLACEHOLDER
+
+    class Parsed:
+        env_vars = {"REPUTATION_LAKE": DEFAULT_ENV_PLACEHOLDER, "REPUTATION_PLATFORMS": "twitter"}
+
+    monkeypatch.delenv("REPUTATION_LAKE", raising=False)
+    monkeypatch.setenv("REPUTATION_PLATFORMS", "twitter")
+    monkeypatch.setenv("SOMETHING_ELSE", "1")
+    assert not dbt_inprocess._env_changed(Parsed())
+    monkeypatch.setenv("REPUTATION_LAKE", "s3://other")
+    assert dbt_inprocess._env_changed(Parsed())
+    monkeypatch.delenv("REPUTATION_LAKE")
+    monkeypatch.setenv("REPUTATION_PLATFORMS", "twitter,reddit")
+    assert dbt_inprocess._env_changed(Parsed())

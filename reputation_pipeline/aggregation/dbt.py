@@ -32,7 +32,6 @@ from dagster_dbt.asset_utils import get_updated_cli_invocation_params_for_contex
 from pydantic import Field
 
 from reputation_pipeline.aggregation.dbt_inprocess import common_args, stream_build
-
 from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource
 from reputation_pipeline.partitions import hourly_partitions
 from reputation_pipeline.resources import LakeResource
@@ -166,7 +165,7 @@ class ReputationDbtCliResource(DbtCliResource):
     process instead of once per run (the resource is re-created for every run), and no
     in-process dbt adapter is initialized (dagster-dbt builds one on every ``cli`` call,
     loading every macro, only for ``fetch_column_metadata`` / ``fetch_row_counts``).
-    Pinned with dagster-dbt 0.29.27; test_aggregation_speed.py checks both hooks exist.
+    Pinned with dagster-dbt 0.29.27; test_pipeline_driver.py checks both hooks exist.
 
     ``build`` runs dbt in this process by default (``in_process``): the manifest stays
     parsed in memory and no interpreter starts per run (aggregation/dbt_inprocess.py)."""

@@ -38,10 +38,15 @@ def _project_fingerprint(project_dir: Path) -> str:
 
 
 def _env_changed(manifest: Any) -> bool:
-    """Environment variables read while parsing (dbt records them) that differ now."""
-    recorded = getattr(manifest, "env_vars", None) or {}
-    return any(os.environ.get(name) != value for name, value in recorded.items()
-               if value != "DBT_DEFAULT_VALUE")
+    """Whether an environment variable read while parsing (dbt records each one, or a
+    placeholder when it was unset and the default applied) differs now."""
+    from dbt.constants import DEFAULT_ENV_PLACEHOLDER
+
+    for name, value in (getattr(manifest, "env_vars", None) or {}).items():
+        now = os.environ.get(name)
+        if (now is not None) if value == DEFAULT_ENV_PLACEHOLDER else (now != value):
+            return True
+    return False
 
 
 def parsed_manifest(common_args: Sequence[str], project_dir: Path) -> Any:
