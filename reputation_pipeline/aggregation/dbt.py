@@ -209,6 +209,7 @@ class ReputationDbtCliResource(DbtCliResource):
         # no manifest.json / run_results.json per run (0.3-0.6 s): the results are in Dagster's
         # event log, the parse wrote the manifest, and target/dbt.log keeps dbt's debug log
         args = ["build", *params.selection_args, "--no-send-anonymous-usage-stats", "--no-write-json",
+                "--no-use-colors",  # plain log lines on stdout, as the subprocess's were
                 *(["--indirect-selection", params.indirect_selection] if params.indirect_selection else [])]
         shared = common_args(project_dir=DBT_PROJECT_DIR, profiles_dir=self.profiles_dir or os.fspath(DBT_PROJECT_DIR),
                              target=self.target, target_path=target_path, dbt_vars=dbt_vars)
