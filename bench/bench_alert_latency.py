@@ -11,6 +11,7 @@ cycles and alert-stage runs, which overlap with --overlap).
 
     .venv/bin/python bench/bench_alert_latency.py --rate 100 --seconds 150 --crisis-at 40
     .venv/bin/python bench/bench_alert_latency.py ... --dbt-subprocess   # the baseline: dbt as a subprocess
+    .venv/bin/python bench/bench_alert_latency.py ... --compare          # both in one run, with the ratios
 """
 from __future__ import annotations
 
