@@ -175,6 +175,16 @@ def kafka_libs() -> Path:
     return cache
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id (base64url of a random UUID). Like Kafka's own Uuid.randomUuid,
+    never one starting with '-': the storage tool would read it as an option (1 start in 64
+    failed with "argument --cluster-id/-t: expected one argument")."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _java() -> str:
     java = shutil.which("java")
     if not java:
@@ -218,7 +228,7 @@ def start_kafka(cfg: StackConfig, wait: float = 90.0) -> None:
     props = kdir / "server.properties"
     props.write_text(_kafka_properties(cfg))
     if not (kdir / "data" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         fmt = subprocess.run(
             [java, "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props), "--ignore-formatted"],
             capture_output=True, text=True,
