@@ -193,28 +193,28 @@ class ReputationDbtCliResource(DbtCliResource):
     def build(self, context: dg.AssetExecutionContext, dbt_vars: Mapping[str, Any], target_path: Path) -> Iterator:
         """``dbt build`` of the run's selection: in this process with the manifest kept in
         memory (``in_process``, aggregation/dbt_inprocess.py), else as a ``dbt`` subprocess."""
-        if not self.in_process:
-            yield from self.cli(["build", "--vars", json.dumps(dict(dbt_vars))], context=context,
-                                target_path=target_path).stream()
-            return
-        # the selection for the run's subset, as DbtCliResource.cli computes it (manifest and
-        # translator come from the context's assets definition)
-        params = get_updated_cli_invocation_params_for_context(context=context, manifest={},
-                                                                 dagster_dbt_translator=translator)
-        if params.dbt_project and Path(params.dbt_project.project_dir) != DBT_PROJECT_DIR:
-            # dagster-dbt moved a selection of over 200 nodes into a temporary project copy
-            yield from self.cli(["build", "--vars", json.dumps(dict(dbt_vars))], context=context,
-                                target_path=target_path).stream()
-            return
-        # no manifest.json / run_results.json per run (0.3-0.6 s): the results are in Dagster's
-        # event log, the parse wrote the manifest, and target/dbt.log keeps dbt's debug log
-        args = ["build", *params.selection_args, "--no-send-anonymous-usage-stats", "--no-write-json",
-                "--no-use-colors",  # plain log lines on stdout, as the subprocess's were
-                *(["--indirect-selection", params.indirect_selection] if params.indirect_selection else [])]
-        shared = common_args(project_dir=DBT_PROJECT_DIR, profiles_dir=self.profiles_dir or os.fspath(DBT_PROJECT_DIR),
-                             target=self.target, target_path=target_path, dbt_vars=dbt_vars)
-        yield from stream_build(context, args=args, shared=shared, manifest_json=params.manifest,
-                                translator=params.dagster_dbt_translator, project=dbt_project, target_path=target_path)
+        if self.in_process:
+            # the selection for the run's subset, as DbtCliResource.cli computes it (manifest and
+            # translator come from the context's assets definition)
+            params = get_updated_cli_invocation_params_for_context(context=context, manifest={},
+                                                                     dagster_dbt_translator=translator)
+            # over 200 selected nodes, dagster-dbt writes a selector into a temporary project copy:
+            # that one runs as a subprocess
+            if not params.dbt_project or Path(params.dbt_project.project_dir) == DBT_PROJECT_DIR:
+                # no manifest.json / run_results.json per run (0.3-0.6 s): the results are in
+                # Dagster's event log, the parse wrote the manifest, target/dbt.log keeps dbt's log
+                args = ["build", *params.selection_args, "--no-send-anonymous-usage-stats", "--no-write-json",
+                        "--no-use-colors",  # plain log lines on stdout, as the subprocess's were
+                        *(["--indirect-selection", params.indirect_selection] if params.indirect_selection else [])]
+                shared = common_args(project_dir=DBT_PROJECT_DIR,
+                                     profiles_dir=self.profiles_dir or os.fspath(DBT_PROJECT_DIR),
+                                     target=self.target, target_path=target_path, dbt_vars=dbt_vars)
+                yield from stream_build(context, args=args, shared=shared, manifest_json=params.manifest,
+                                        translator=params.dagster_dbt_translator, project=dbt_project,
+                                        target_path=target_path)
+                return
+        yield from self.cli(["build", "--vars", json.dumps(dict(dbt_vars))], context=context,
+                            target_path=target_path).stream()
 
 
 def dbt_resource(in_process: bool = True) -> DbtCliResource:

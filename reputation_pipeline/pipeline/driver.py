@@ -46,9 +46,9 @@ RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 KEY_FORMAT = "%Y-%m-%d-%H:%M"
 FULL_BUILD_INTERVAL_ENV = "REPUTATION_FULL_BUILD_INTERVAL_S"
-# Overlap the scoring and alert stages on two threads. Off by default: on 2 cores the dbt
-# process and DuckDB take a core from the encoder's two intra-op threads, which then score
-# about 3x slower per post, and every micro-batch's latency grows (docs/operations.md).
+# Overlap the scoring and alert stages on two threads. Off by default: on 2 cores dbt and
+# DuckDB take a core from the encoder's two intra-op threads, which then score slower per
+# post, and every micro-batch's latency grows (docs/operations.md).
 OVERLAP_ENV = "REPUTATION_DRIVER_OVERLAP"
 
 
