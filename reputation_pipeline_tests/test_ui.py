@@ -62,8 +62,10 @@ def _graphql(base: str, query: str) -> dict:
 
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory):
+    from reputation_pipeline.pipeline.instance import dagster_yaml
+
     home = tmp_path_factory.mktemp("dagster_home")
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(dagster_yaml(home))  # the project's instance (pooled SQLite storage)
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     exe = Path(sys.executable).parent / "dagster-webserver"

@@ -1,6 +1,7 @@
 """The Dagster instance the headless driver and the demo record runs in."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -8,7 +9,20 @@ import dagster as dg
 
 # One writer for the DuckDB warehouse: every asset that opens it runs in the
 # `duckdb` pool, limited to one slot here (and in any production dagster.yaml).
+# Runs and events in SQLite under history/ (as Dagster's default), with pooled
+# connections and one event-log file (pipeline/storage.py): a micro-batch's runs pay
+# no per-run database. Production instances name Postgres storage here instead.
 DAGSTER_YAML = """\
+run_storage:
+  module: reputation_pipeline.pipeline.storage
+  class: PooledSqliteRunStorage
+  config:
+    base_dir: {history}
+event_log_storage:
+  module: reputation_pipeline.pipeline.storage
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir: {event_log}
 concurrency:
   pools:
     default_limit: 1
@@ -20,12 +34,18 @@ telemetry:
 """
 
 
+def dagster_yaml(home: Path) -> str:
+    """The instance configuration of a new DAGSTER_HOME."""
+    history = home.resolve() / "history"
+    return DAGSTER_YAML.format(history=json.dumps(str(history)), event_log=json.dumps(str(history / "event_log")))
+
+
 def ensure_dagster_home(default: str = ".dagster") -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or default).resolve()
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "dagster.yaml"
-    if not cfg.exists():
-        cfg.write_text(DAGSTER_YAML)
+    if not cfg.exists():  # an existing home keeps its own configuration (and history)
+        cfg.write_text(dagster_yaml(home))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
