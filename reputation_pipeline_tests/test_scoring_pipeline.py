@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -45,12 +46,13 @@ def _write_partition(store) -> set[str]:
     return {"t1", "t2", "t3", "t4", "t5", "t6", "r1", "r2"}
 
 
-def _materialize(lake, scoring=None):
+def _materialize(lake, scoring=None, raise_on_error=True):
     return dg.materialize(
         [*scoring_assets, RAW_POSTS_SPEC, *scoring_checks],
         selection=dg.AssetSelection.assets("post_scores") | dg.AssetSelection.checks_for_assets("post_scores"),
         partition_key=PARTITION,
         resources={"lake": lake, "scoring_models": scoring or ScoringModelsResource()},
+        raise_on_error=raise_on_error,
     )
 
 
@@ -129,6 +131,25 @@ def test_post_scores_local_lake(tmp_path):
     new = [k for k in after if k not in before]
     assert len(new) == 1
     assert pq.read_table(io.BytesIO(after[new[0]])).column("post_id").to_pylist() == ["t7"]
+
+
+def test_scores_in_range_fails_on_a_bad_file_arriving_after_good_ones(tmp_path):
+    """The check keeps what it learned of the hour's files (each read once per process);
+    a file arriving later is still read and judged, with duplicates across files."""
+    store, lake, version, _ = _run_twice(str(tmp_path / "lake"))
+    good = read_partition_scores(store, version, DT, HH)
+    bad = good.slice(0, 2).to_pylist()
+    bad[0]["hate_score"] = 1.7  # out of range; bad[1] repeats a post_id already scored
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(bad, schema=good.schema), buf)
+    store.put(f"scores/model={version}/dt={DT}/hour={HH}/twitter__late.parquet", buf.getvalue())
+    result = _materialize(lake, raise_on_error=False)
+    assert not result.success  # the check is blocking
+    evaluation = {e.check_name: e for e in result.get_asset_check_evaluations()}["scores_in_range"]
+    assert not evaluation.passed
+    assert evaluation.metadata["hate_score_out_of_range"].value == 1
+    assert evaluation.metadata["duplicate_post_ids"].value == 2
+    assert evaluation.metadata["rows"].value == good.num_rows + 2
 
 
 def test_new_model_version_is_a_backfill_into_a_new_folder(tmp_path):

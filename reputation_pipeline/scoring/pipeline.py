@@ -26,8 +26,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reputation_pipeline.scoring.data import LABELS, TASKS
 from reputation_pipeline.scoring.models import Scorer
 from reputation_pipeline.scoring.schemas import SCORES
+from reputation_pipeline.scoring.score_files import SCORE_FILES
 
 _SAFE = re.compile(r"^[A-Za-z0-9._=-]+$")
 
@@ -138,11 +140,37 @@ class PartitionResult:
     seconds: float = 0.0
 
 
+def value_problems(table: pa.Table) -> dict[str, int]:
+    """Rows out of range in a scores table: probabilities in [0, 1], sentiment
+    probabilities summing to 1, sentiment_score in [-1, 1], labels from the known set."""
+    problems: dict[str, int] = {}
+    for name in ("sentiment_negative", "sentiment_neutral", "sentiment_positive", "offensive_score", "hate_score"):
+        v = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        problems[f"{name}_out_of_range"] = int(np.sum((v < 0) | (v > 1)))
+    s = table.column("sentiment_score").to_numpy(zero_copy_only=False).astype(np.float64)
+    problems["sentiment_score_out_of_range"] = int(np.sum((s < -1) | (s > 1)))
+    tot = sum(table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+              for c in ("sentiment_negative", "sentiment_neutral", "sentiment_positive"))
+    problems["sentiment_probs_not_summing_to_1"] = int(np.sum(np.abs(tot - 1) > 1e-3))
+    for task in TASKS:
+        labels = table.column(f"{task}_label").to_pylist()
+        problems[f"{task}_unknown_label"] = sum(l is not None and l not in LABELS[task] for l in labels)
+    return problems
+
+
 def scored_post_ids(store, prefix: str, keys: Iterable[str]) -> set[str]:
-    ids: set[str] = set()
-    for k in keys:
-        ids.update(x for x in read_parquet(store, k, ["post_id"]).column("post_id").to_pylist() if x)
-    return ids
+    """The post_ids in the score files ``keys`` under ``prefix`` (each file read once per
+    process: scoring/score_files.py). A live set: do not change it."""
+    return SCORE_FILES.post_ids(store.url(prefix), keys,
+                                lambda k: read_parquet(store, k, ["post_id"]).column("post_id").to_pylist())
+
+
+def partition_validity(store, model_version: str, dt: str, hh: str) -> tuple[int, dict[str, int]]:
+    """(rows, problem counts) of an hour's scores: ``value_problems`` summed over its files,
+    and ``duplicate_post_ids`` across them (each file read once per process)."""
+    prefix = scores_prefix(model_version, dt, hh)
+    keys = [k for k in store.list(prefix) if k.endswith(".parquet")]
+    return SCORE_FILES.validity(store.url(prefix), keys, lambda k: read_parquet(store, k).cast(SCORES), value_problems)
 
 
 def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable[str], log=None,
@@ -155,7 +183,8 @@ def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable
     out_prefix = scores_prefix(version, dt, hh)
     existing = sorted(k for k in store.list(out_prefix) if k.endswith(".parquet"))
     done = set(existing)
-    seen = scored_post_ids(store, out_prefix, existing)
+    scored = scored_post_ids(store, out_prefix, existing)  # earlier runs'
+    seen: set[str] = set()  # this run's
     result = PartitionResult(version)
     pending: list[tuple[str, str, str, pa.Table]] = []  # (platform, raw key, output key, rows)
     for platform in platforms:
@@ -168,7 +197,8 @@ def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable
                 result.skipped_inputs += 1
                 continue
             raw = latest_per_post(read_parquet(store, key))
-            mask = pa.array([pid not in seen for pid in raw.column("post_id").to_pylist()], type=pa.bool_())
+            mask = pa.array([pid not in seen and pid not in scored for pid in raw.column("post_id").to_pylist()],
+                            type=pa.bool_())
             raw = raw.filter(mask)
             seen.update(raw.column("post_id").to_pylist())
             pending.append((platform, key, out, raw.select([c for c in ("post_id", "text", "language", "event_time")
@@ -194,6 +224,8 @@ def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable
             table = scored.slice(offset, t.num_rows)
             offset += t.num_rows
             if write_parquet(store, out, table):
+                done.add(out)
+                SCORE_FILES.wrote(store.url(out_prefix), done, out, table, value_problems)
                 result.written.append(out)
                 result.rows_written += table.num_rows
                 result.unscored_rows += sum(r is not None for r in table.column("unscored_reason").to_pylist())
