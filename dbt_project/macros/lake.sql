@@ -57,23 +57,29 @@
 {% macro max_date() -%}{{ return(window_bound('max_date')) }}{%- endmacro %}
 
 {% macro window_filter(ts_column, dt_column=none) -%}
-{#- [min_date, max_date) on the event time; the dt predicate lets DuckDB prune
-    hive partitions (folders) before reading them. True when no window is set. -#}
+{#- [min_date, max_date) on the event time; with dt_column, the partition_filter on the
+    dt/hour partition columns lets DuckDB prune hive partitions (folders) before reading
+    them. True when no window is set. -#}
 {%- set lo = min_date() -%}
 {%- set hi = max_date() -%}
 {%- if lo is not none and hi is not none -%}
 {{ ts_column }} >= {{ sql_str(lo) }}::timestamptz and {{ ts_column }} < {{ sql_str(hi) }}::timestamptz
-{%- if dt_column %} and {{ dt_column }} between ({{ sql_str(lo) }}::timestamptz)::date and ({{ sql_str(hi) }}::timestamptz)::date{% endif %}
+{%- if dt_column %} and {{ partition_filter(dt_column, 'hour') }}{% endif %}
 {%- else -%}
 true
 {%- endif -%}
 {%- endmacro %}
 
-{% macro dt_filter(dt_column) -%}
+{% macro partition_filter(dt_column='dt', hour_column='hour') -%}
+{#- The lake's hive partitions (event-time date and hour, UTC: the session's TimeZone) that
+    overlap [min_date, max_date): DuckDB prunes the other folders before opening a file, so a
+    micro-batch late in the day reads its hour, not the whole day. True when no window is set. -#}
 {%- set lo = min_date() -%}
 {%- set hi = max_date() -%}
 {%- if lo is not none and hi is not none -%}
 {{ dt_column }} between ({{ sql_str(lo) }}::timestamptz)::date and ({{ sql_str(hi) }}::timestamptz)::date
+and {{ dt_column }} + to_hours(cast({{ hour_column }} as integer)) >= date_trunc('hour', {{ sql_str(lo) }}::timestamptz)::timestamp
+and {{ dt_column }} + to_hours(cast({{ hour_column }} as integer)) < ({{ sql_str(hi) }}::timestamptz)::timestamp
 {%- else -%}
 true
 {%- endif -%}

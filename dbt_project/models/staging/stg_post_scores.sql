@@ -11,7 +11,8 @@ with source as (
         'hate_label': 'varchar', 'language': 'varchar', 'unscored_reason': 'varchar',
         'content_hash': 'varchar', 'model_version': 'varchar', 'scored_at': 'timestamptz',
         'model': 'varchar', 'dt': 'date', 'hour': 'bigint'}) }}
-    where {{ dt_filter('dt') }}
+    -- a post's scores sit in the hour partition of its raw file (its event time)
+    where {{ partition_filter('dt', 'hour') }}
     {%- if var('model_version', none) is not none %}
       and model_version = {{ sql_str(var('model_version')) }}
     {%- endif %}
