@@ -118,7 +118,7 @@ def test_a_forked_child_opens_its_own_connections(home):
         _INHERITED = parent
         ctx = multiprocessing.get_context("fork")
         queue = ctx.Queue()
-        child = ctx.Process(target=_child_run, args=(str(home), queue))
+        child = ctx.Process(target=_child_run, args=(str(home), queue), daemon=True)
         child.start()
         child_run, own_engines = queue.get(timeout=120)
         child.join(60)
