@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,10 +28,10 @@ from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import
     SQLITE_EVENT_LOG_FILENAME,
     ConsolidatedSqliteEventLogStorage,
 )
-from watchdog.events import PatternMatchingEventHandler
-from watchdog.observers import Observer
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
+from watchdog.events import PatternMatchingEventHandler
+from watchdog.observers import Observer
 
 
 class _Engines:
@@ -42,6 +43,7 @@ class _Engines:
         self._lock = threading.Lock()
         self._engine: sa.Engine | None = None
         self._pid = -1
+        _ALL_ENGINES.add(self)
 
     def get(self) -> sa.Engine:
         with self._lock:
@@ -66,6 +68,18 @@ class _Engines:
             if self._engine is not None and self._pid == os.getpid():
                 self._engine.dispose()
             self._engine = None
+
+
+_ALL_ENGINES: "weakref.WeakSet[_Engines]" = weakref.WeakSet()
+
+
+def _fresh_locks_in_child() -> None:
+    # a fork taken while another thread held a lock would leave it held forever in the child
+    for engines in list(_ALL_ENGINES):
+        engines._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 class PooledSqliteRunStorage(SqliteRunStorage):
