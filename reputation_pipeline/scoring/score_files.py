@@ -63,7 +63,8 @@ class ScoreFileIndex:
 
     def wrote(self, url: str, keys: Iterable[str], key: str, table: pa.Table,
               validate: Callable[[pa.Table], dict[str, int]]) -> None:
-        """Record a file this process has just written (``keys``: the hour's files before it)."""
+        """Record a file this process has just written (``keys``: the hour's files, with or
+        without it), from the table in memory instead of reading it back."""
         with self._lock:
             hour = self._hour(url, set(keys) | {key})
             if key not in hour.files:
