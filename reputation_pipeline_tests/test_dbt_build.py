@@ -24,6 +24,9 @@ from reputation_pipeline.resources import LakeResource
 T0 = datetime(2026, 11, 20, 0, tzinfo=timezone.utc)
 
 
+COMPILED = {}  # model -> its SQL as the last dbt_build compiled it
+
+
 def dbt_build(lake_uri: str, duckdb_path: str, start=None, end=None, select: str | None = None):
     wh = WarehouseResource(duckdb_path=duckdb_path)
     args = ["build", "--vars", json.dumps(wh.dbt_vars(lake_uri, start, end))]
@@ -32,6 +35,8 @@ def dbt_build(lake_uri: str, duckdb_path: str, start=None, end=None, select: str
     inv = dbt_resource().cli(args, raise_on_error=False)
     inv.wait()
     results = {r["unique_id"].split(".")[2]: r["status"] for r in inv.get_artifact("run_results.json")["results"]}
+    COMPILED.clear()
+    COMPILED.update({p.stem: p.read_text() for p in (inv.target_path / "compiled").rglob("*.sql")})
     return inv.is_successful(), results
 
 
@@ -93,9 +98,9 @@ def test_dbt_build_windows_no_data_and_rerun(tmp_path):
     assert conn.execute("select count(*) from marts.fct_brand_mentions").fetchone()[0] == mentions
     assert conn.execute("select count(*) from marts.fct_brand_risk_window").fetchone()[0] == 8 * 3
     assert window_rows(conn) == before and before["fct_brand_mentions"]
-    # the window's staging views read the hour's partitions only
+    # the window's views hold its hour; its base model loaded the hour's partitions of the lake only
     assert conn.execute("select count(distinct hour(window_start)) from staging.stg_posts").fetchone()[0] == 1
-    plan = "\n".join(r[1] for r in conn.execute("explain analyze select count(*) from staging.stg_post_scores").fetchall())
+    plan = "\n".join(r[1] for r in conn.execute(f"explain analyze {COMPILED['base_post_scores']}").fetchall())
     conn.close()
     scans = re.findall(r"Scanning Files: (\d+)/(\d+)", plan)
     assert scans == [("1", "7")], plan  # the window's hour of the seven score files (hour 5 has none)

@@ -39,7 +39,8 @@ def test_live_jobs_split_the_alert_path_without_dbt_tests():
 
     assert graph("live_scoring_job") == ({"post_scores"}, {"scores_in_range"})
     micro, micro_checks = graph("micro_batch_job")
-    assert micro == {"stg_posts", "stg_post_scores", "fct_brand_mentions", "fct_brand_risk_window", "brand_alerts"}
+    assert micro == {"base_raw_posts", "base_post_scores", "stg_posts", "stg_post_scores", "fct_posts",
+                     "fct_brand_mentions", "fct_brand_risk_window", "brand_alerts"}
     assert micro_checks == {"alert_outbox_drained"}
     path, path_checks = graph("alert_path_job")
     assert micro | {"mart_alert_candidates", "int_posts_scored", "brands", "alert_rules"} <= path

@@ -29,16 +29,6 @@
 {{ return(result.columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
-{% macro lake_source(table, empty_columns) -%}
-{#- The source relation, or an empty relation with the contract's columns while the
-    lake holds no file for it yet (read_parquet fails on an empty glob). -#}
-{%- if execute and not lake_has_files(table) -%}
-(select {% for name, type in empty_columns.items() %}null::{{ type }} as {{ name }}{{ ", " if not loop.last }}{% endfor %} where false)
-{%- else -%}
-{{ source('lake', table) }}
-{%- endif -%}
-{%- endmacro %}
-
 {% macro window_bound(name) -%}
 {#- A bound of the partition window (name: 'min_date' or 'max_date', ISO timestamps).
     The var wins when given (`dbt build --vars '{min_date: ..., max_date: ...}'` by hand);
@@ -85,13 +75,95 @@ true
 {%- endif -%}
 {%- endmacro %}
 
-{% macro delete_window(ts_column='window_start') -%}
+{% macro delete_window(ts_column='window_start', per_post=false) -%}
 {#- pre_hook of the windowed incremental models: empty the partition's window first,
-    so a re-run replaces it exactly (even when it now has fewer rows). -#}
+    so a re-run replaces it exactly (even when it now has fewer rows). per_post: in a
+    merge, only the rows of the posts the new files name (merged_post_ids). -#}
 {%- if is_incremental() and min_date() is not none and max_date() is not none -%}
 delete from {{ this }} where {{ window_filter(ts_column) }}
+{%- if per_post and merging() %} and post_id in {{ merged_post_ids() }}{% endif %}
 {%- else -%}
 select 1
+{%- endif -%}
+{%- endmacro %}
+
+{% macro merge_files(table) -%}
+{#- A micro-batch that merges only new lake files (reputation_pipeline/aggregation/merge.py)
+    names them in REPUTATION_DBT_MERGE_FILES: this source's new file keys, relative to the
+    lake root. none = a full build of the window. Read at execution only, like the window. -#}
+{%- if not execute or min_date() is none or max_date() is none -%}
+{{ return(none) }}
+{%- endif -%}
+{%- set names = env_var('REPUTATION_DBT_MERGE_FILES', '') -%}
+{%- if not names -%}
+{{ return(none) }}
+{%- endif -%}
+{{ return(fromjson(names).get(table, [])) }}
+{%- endmacro %}
+
+{% macro merging() -%}
+{{ return(merge_files('raw_posts') is not none) }}
+{%- endmacro %}
+
+{% macro sql_list(values) -%}
+{#- [v1, v2, ...] as quoted VARCHAR literals -#}
+[{% for v in values %}{{ sql_str(v) }}{{ ', ' if not loop.last }}{% endfor %}]::varchar[]
+{%- endmacro %}
+
+{% macro lake_paths(keys) -%}
+{#- lake keys -> the quoted paths read_parquet([...]) takes -#}
+[{% for key in keys %}{{ sql_str(lake_root() ~ '/' ~ key) }}{{ ', ' if not loop.last }}{% endfor %}]
+{%- endmacro %}
+
+{% macro merged_post_ids() -%}
+{#- The post ids the new files name (a copy of the post or a score): the rows a merge
+    recomputes, from every copy and score of those posts in the window. -#}
+(select post_id from (
+    select null::varchar as post_id where false
+    {%- for table in ['raw_posts', 'post_scores'] %}
+    {%- set keys = merge_files(table) or [] %}
+    {%- if keys %}
+    union all select post_id from read_parquet({{ lake_paths(keys) }}, union_by_name = true)
+    {%- endif %}
+    {%- endfor %}
+) where post_id is not null)
+{%- endmacro %}
+
+{% macro lake_rows(table, columns) -%}
+{#- A source's rows, cast to the contract's columns, with lake_key (the file's key under
+    the lake root): the files of the window's partitions (every file without a window), or
+    in a merge the new files only. An empty relation when none. -#}
+{%- set keys = merge_files(table) -%}
+{%- set cast_columns -%}
+{% for name, type in columns.items() %}cast({{ name }} as {{ type }}) as {{ name }}, {% endfor -%}
+substr(filename, {{ (lake_root() | length) + 2 }}) as lake_key
+{%- endset -%}
+{%- if keys is not none and keys | length == 0 -%}
+(select {% for name, type in columns.items() %}null::{{ type }} as {{ name }}, {% endfor %}null::varchar as lake_key where false)
+{%- elif keys is not none -%}
+(select {{ cast_columns }} from read_parquet({{ lake_paths(keys) }}, hive_partitioning = true, union_by_name = true, filename = true))
+{%- elif execute and not lake_has_files(table) -%}
+(select {% for name, type in columns.items() %}null::{{ type }} as {{ name }}, {% endfor %}null::varchar as lake_key where false)
+{%- else -%}
+{#- the partition filter on the source's own columns: DuckDB prunes folders with it, not through the casts -#}
+(select {{ cast_columns }} from {{ source('lake', table) }} where {{ partition_filter('dt', 'hour') }})
+{%- endif -%}
+{%- endmacro %}
+
+{% macro delete_lake_rows(table) -%}
+{#- pre_hook of the base models (the window's lake rows kept in the warehouse): a merge
+    first drops the rows of the files it (re-)reads, so merging a file twice (a retry)
+    keeps one copy; a window build empties the window's partitions; a build without a
+    window, everything. -#}
+{%- if not is_incremental() -%}
+select 1
+{%- elif merge_files(table) is not none -%}
+{%- set keys = merge_files(table) -%}
+delete from {{ this }} where {% if keys %}lake_key in (select unnest({{ sql_list(keys) }})){% else %}false{% endif %}
+{%- elif min_date() is not none and max_date() is not none -%}
+delete from {{ this }} where {{ partition_filter('dt', 'hour') }}
+{%- else -%}
+delete from {{ this }}
 {%- endif -%}
 {%- endmacro %}
 

@@ -32,6 +32,7 @@ from dagster_dbt.asset_utils import get_updated_cli_invocation_params_for_contex
 from pydantic import Field
 
 from reputation_pipeline.aggregation.dbt_inprocess import common_args, stream_build
+from reputation_pipeline.aggregation.merge import MERGE_ENV, WINDOW_TABLES, plan_merge, record_merge
 from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource
 from reputation_pipeline.partitions import hourly_partitions
 from reputation_pipeline.resources import LakeResource
@@ -100,6 +101,15 @@ class ReputationDbtTranslator(DagsterDbtTranslator):
 translator = ReputationDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
+class DbtBuildConfig(dg.Config):
+    merge_new_files: bool = Field(
+        default=False,
+        description="Merge into the window's marts only the lake files not merged yet (micro_batch_job), "
+        "instead of rebuilding the window from every file; falls back to a full build of the window when "
+        "that is not safe (aggregation/merge.py).",
+    )
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -111,7 +121,8 @@ translator = ReputationDbtTranslator(settings=DagsterDbtTranslatorSettings(enabl
     op_tags={"reputation/duckdb": "writer"},
 )
 def reputation_dbt_assets(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, lake: LakeResource
+    context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: WarehouseResource,
+    lake: LakeResource,
 ):
     window = context.partition_time_window  # the whole range in a single-run backfill
     dbt_vars = warehouse.dbt_vars(lake.uri)  # constant per deployment: partial parsing stays valid
@@ -119,18 +130,32 @@ def reputation_dbt_assets(
     # The run's selection decides what is built: every model, seed and test (aggregation_job),
     # or the models and seeds on the alert path without the tests (micro_batch_job).
     target_path = state_target_path(dbt_vars, context.op_execution_context.op.name)
-    with window_env(window.start, window.end):  # read by dbt while it executes (macros/lake.sql)
+    plan, fingerprint = None, ""
+    if {dg.AssetKey(name) for _, name in WINDOW_TABLES} <= context.selected_asset_keys:  # the window's tables
+        from reputation_pipeline.aggregation.reference import reference_fingerprint
+
+        fingerprint = reference_fingerprint() + json.dumps(dict(dbt_vars), sort_keys=True)
+        with contextlib.closing(warehouse.connect(lake.uri)) as conn:
+            plan = plan_merge(conn, lake.open(), window.start, window.end, fingerprint, allow=config.merge_new_files)
+        context.log.info(plan.describe())
+    # read by dbt while it executes (macros/lake.sql)
+    with window_env(window.start, window.end, plan.env() if plan else None):
         yield from dbt.build(context, dbt_vars, target_path)
+    if plan is not None:  # dbt succeeded: these files are in the marts now
+        with contextlib.closing(warehouse.connect(lake.uri)) as conn:
+            record_merge(conn, plan, fingerprint)
 
 
 WINDOW_ENV = {"min_date": "REPUTATION_DBT_MIN_DATE", "max_date": "REPUTATION_DBT_MAX_DATE"}
 
 
 @contextlib.contextmanager
-def window_env(start: datetime, end: datetime) -> Iterator[None]:
+def window_env(start: datetime, end: datetime, extra: Mapping[str, str] | None = None) -> Iterator[None]:
     """The partition window for the dbt process started inside the block (macros/lake.sql
-    ``window_bound`` reads it at execution time). Restored afterwards."""
-    values = {WINDOW_ENV["min_date"]: start.isoformat(), WINDOW_ENV["max_date"]: end.isoformat()}
+    ``window_bound`` reads it at execution time), and the new files of a merge
+    (``MERGE_ENV``, unset for a full build). Restored afterwards."""
+    values = {WINDOW_ENV["min_date"]: start.isoformat(), WINDOW_ENV["max_date"]: end.isoformat(),
+              MERGE_ENV: "", **(extra or {})}
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

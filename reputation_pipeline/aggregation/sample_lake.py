@@ -52,6 +52,10 @@ class SampleLakeSpec:
     seed: int = 7
     unscored_every: int = 17  # every Nth post is unscored (e.g. unsupported language)
     skip_hours: tuple[int, ...] = field(default_factory=tuple)  # hours (index) with no posts at all
+    # files per hour, as the live lake has them: posts go to micro-batch int(second of the hour * batches / 3600)
+    # (raw sample-<b>.parquet per platform, scores sample-<b>.parquet); a re-delivered copy lands
+    # in the next micro-batch
+    batches: int = 1
 
 
 def _post(rng: random.Random, n: int, brand: str, ts: datetime, crisis: bool) -> dict:
@@ -123,8 +127,8 @@ def _score(rng: random.Random, post: dict, model_version: str, unscored: bool) -
     }
 
 
-def _raw_key(platform: str, dt: str, hour: str) -> str:
-    return f"raw/posts/platform={platform}/dt={dt}/hour={hour}/sample-0.parquet"
+def _raw_key(platform: str, dt: str, hour: str, batch: int = 0) -> str:
+    return f"raw/posts/platform={platform}/dt={dt}/hour={hour}/sample-{batch}.parquet"
 
 
 def _parquet(rows: Iterable[dict], schema: pa.Schema) -> bytes:
@@ -134,11 +138,12 @@ def _parquet(rows: Iterable[dict], schema: pa.Schema) -> bytes:
     return buf.getvalue()
 
 
-def write_sample_lake(store: LakeStore, spec: SampleLakeSpec) -> dict:
-    """Write the sample into ``store``; returns counts and the post ids per brand."""
+def write_sample_lake(store: LakeStore, spec: SampleLakeSpec, only_batches: Iterable[int] | None = None) -> dict:
+    """Write the sample into ``store`` (with ``only_batches``, the files of those
+    micro-batches only: the same sample, written in steps); returns counts."""
     rng = random.Random(spec.seed)
-    raw_by_part: dict[tuple[str, str, str], list[dict]] = {}
-    scores_by_part: dict[tuple[str, str], list[dict]] = {}
+    raw_by_part: dict[tuple[str, str, str, int], list[dict]] = {}
+    scores_by_part: dict[tuple[str, str, int], list[dict]] = {}
     n = 0
     posts_written = 0
     for h in range(spec.hours):
@@ -153,17 +158,26 @@ def write_sample_lake(store: LakeStore, spec: SampleLakeSpec) -> dict:
                 crisis = in_crisis and brand == spec.crisis_brand and i >= count
                 ts = hour_start + timedelta(seconds=rng.randint(0, 3599))
                 post = _post(rng, n, brand, ts, crisis)
+                batch = (ts.minute * 60 + ts.second) * spec.batches // 3600
                 key = (post["kafka_topic"].rsplit(".", 1)[-1], ts.strftime("%Y-%m-%d"), ts.strftime("%H"))
                 copies = 2 if n % 11 == 0 else 1  # re-delivered messages
                 for c in range(copies):
-                    raw_by_part.setdefault(key, []).append(post | {"kafka_offset": n * 10 + c})
+                    b = min(batch + c, spec.batches - 1)
+                    raw_by_part.setdefault((*key, b), []).append(post | {"kafka_offset": n * 10 + c})
                 posts_written += 1
-                scores_by_part.setdefault(key[1:], []).append(
+                scores_by_part.setdefault((*key[1:], batch), []).append(
                     _score(rng, post, spec.model_version, unscored=(n % spec.unscored_every == 0))
-                    | {"source_file": _raw_key(*key)}
+                    | {"source_file": _raw_key(*key, batch)}
                 )
-    for (platform, dt, hour), rows in sorted(raw_by_part.items()):
-        store.put(_raw_key(platform, dt, hour), _parquet(rows, RAW_POSTS))
-    for (dt, hour), rows in sorted(scores_by_part.items()):
-        store.put(f"scores/model={spec.model_version}/dt={dt}/hour={hour}/sample.parquet", _parquet(rows, SCORES))
-    return {"posts": posts_written, "raw_files": len(raw_by_part), "score_files": len(scores_by_part)}
+    wanted = set(range(spec.batches) if only_batches is None else only_batches)
+    raw_files = score_files = 0
+    for (platform, dt, hour, b), rows in sorted(raw_by_part.items()):
+        if b in wanted:
+            store.put(_raw_key(platform, dt, hour, b), _parquet(rows, RAW_POSTS))
+            raw_files += 1
+    for (dt, hour, b), rows in sorted(scores_by_part.items()):
+        if b in wanted:
+            name = "sample.parquet" if spec.batches == 1 else f"sample-{b}.parquet"
+            store.put(f"scores/model={spec.model_version}/dt={dt}/hour={hour}/{name}", _parquet(rows, SCORES))
+            score_files += 1
+    return {"posts": posts_written, "raw_files": raw_files, "score_files": score_files}

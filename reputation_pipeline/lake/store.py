@@ -26,6 +26,7 @@ class LakeStore(Protocol):
     def get(self, key: str) -> bytes | None: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[str]: ...
+    def folders(self, prefix: str) -> list[str]: ...
     def delete(self, key: str) -> None: ...
     def url(self, key: str = "") -> str: ...
 
@@ -98,6 +99,14 @@ class LocalStore:
                     keys.append(key)
         yield from sorted(keys)
 
+    def folders(self, prefix: str) -> list[str]:
+        """The names one level below the folder ``prefix`` (ending in '/'), without
+        walking deeper: ``raw/posts/`` -> ``['platform=reddit', ...]``."""
+        folder = self._path(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return []
+        return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".tmp-"))
+
     def delete(self, key: str) -> None:
         try:
             self._path(key).unlink()
@@ -162,6 +171,15 @@ class S3Store:
         for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
             for obj in page.get("Contents", []):
                 yield obj["Key"][strip:]
+
+    def folders(self, prefix: str) -> list[str]:
+        """The names one level below ``prefix`` (ending in '/'): S3's common prefixes."""
+        full_prefix = self._key(prefix.rstrip("/")) + "/"
+        names = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full_prefix,
+                                                                           Delimiter="/"):
+            names += [p["Prefix"][len(full_prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+        return sorted(names)
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

@@ -43,9 +43,11 @@ micro_batch_job = dg.define_asset_job(
     "micro_batch_job",
     selection=(WINDOW_MODELS | dg.AssetSelection.assets("brand_alerts")).without_checks()
     | dg.AssetSelection.checks_for_assets("brand_alerts"),
-    description="The alert path for a range of freshly scored hours: the dbt models that depend on the window "
-    "(no dbt tests: aggregation_job runs them, with the published marts) and alerts. The seeds and the other "
-    "views are built by alert_path_job when they change.",
+    # the window's marts take in only the lake files that are new to them (aggregation/merge.py)
+    config={"ops": {"reputation_dbt": {"config": {"merge_new_files": True}}}},
+    description="The alert path for a range of freshly scored hours: the dbt models that depend on the window, "
+    "merging only the lake files new to the marts (no dbt tests: aggregation_job runs them, with the published "
+    "marts) and alerts. The seeds and the other views are built by alert_path_job when they change.",
 )
 
 alert_path_job = dg.define_asset_job(

@@ -1,11 +1,13 @@
 -- One row per (post, brand) mention with the post's risk: the per-post facts the
 -- alert explanations quote (links, platform, author, scores). Incremental over the
--- partition window: the window is emptied and rebuilt on every run.
+-- partition window: the window is emptied and rebuilt, or, in a micro-batch that merges
+-- new lake files, only the mentions of the posts they name (a post whose latest copy no
+-- longer mentions a brand loses that row).
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key='window_start',
-    pre_hook="{{ delete_window('window_start') }}",
+    unique_key='mention_id',
+    pre_hook="{{ delete_window('window_start', per_post=true) }}",
     tags=['window'],
 ) }}
 

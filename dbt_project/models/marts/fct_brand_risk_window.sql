@@ -2,7 +2,8 @@
 -- partition (zero-mention windows included, so calm and "no data" are explicit).
 -- data_status says whether the window can be judged at all: 'no_posts' (no post
 -- from any platform: ingest stalled), 'no_scores' (posts but none scored: scoring
--- stalled) or 'ok'. Incremental over the window [min_date, max_date) (macros/lake.sql).
+-- stalled) or 'ok'. Incremental over the window [min_date, max_date) (macros/lake.sql),
+-- always recomputed from the whole window of fct_posts and fct_brand_mentions.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -13,7 +14,9 @@
 {%- set toxic = var('toxic_threshold') | float %}
 
 with posts as (
-    select * from {{ ref('int_posts_scored') }}
+    -- the persisted posts, not the staging view: in a merge that view holds only the new posts
+    select window_start, is_scored from {{ ref('fct_posts') }}
+    where {{ window_filter('window_start') }}
 ),
 
 windows as (

@@ -1,18 +1,16 @@
 -- One score row per post: the latest by scored_at over the model versions present
 -- (or only var('model_version') when it is set). Unscored rows (unscored_reason set)
--- keep null scores.
+-- keep null scores. Read from base_post_scores; in a merge, only the posts the new lake
+-- files name.
 {{ config(tags=['window']) }}
 with source as (
     select *
-    from {{ lake_source('post_scores', {
-        'post_id': 'varchar', 'platform': 'varchar', 'sentiment_label': 'varchar',
-        'sentiment_negative': 'double', 'sentiment_neutral': 'double', 'sentiment_positive': 'double',
-        'offensive_score': 'double', 'offensive_label': 'varchar', 'hate_score': 'double',
-        'hate_label': 'varchar', 'language': 'varchar', 'unscored_reason': 'varchar',
-        'content_hash': 'varchar', 'model_version': 'varchar', 'scored_at': 'timestamptz',
-        'model': 'varchar', 'dt': 'date', 'hour': 'bigint'}) }}
+    from {{ ref('base_post_scores') }}
     -- a post's scores sit in the hour partition of its raw file (its event time)
     where {{ partition_filter('dt', 'hour') }}
+    {%- if merging() %}
+      and post_id in {{ merged_post_ids() }}
+    {%- endif %}
     {%- if var('model_version', none) is not none %}
       and model_version = {{ sql_str(var('model_version')) }}
     {%- endif %}

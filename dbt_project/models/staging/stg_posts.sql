@@ -1,18 +1,16 @@
 -- Deduplicated posts of the window: raw is a faithful Kafka log, so a post_id can
 -- appear several times; keep the latest copy (kafka_timestamp, then offset,
--- deterministic tie-break on topic/partition).
+-- deterministic tie-break on topic/partition). Read from base_raw_posts (the window's
+-- raw rows, kept in the warehouse); in a micro-batch that merges new lake files, only
+-- the posts those files name (macros/lake.sql merged_post_ids).
 {{ config(tags=['window']) }}
 with source as (
     select *
-    from {{ lake_source('raw_posts', {
-        'post_id': 'varchar', 'platform': 'varchar', 'author_id': 'varchar', 'author_handle': 'varchar',
-        'author_followers': 'bigint', 'text': 'varchar', 'created_at': 'timestamptz', 'url': 'varchar',
-        'language': 'varchar', 'hashtags': 'varchar[]', 'mentions': 'varchar[]', 'likes': 'bigint',
-        'shares': 'bigint', 'comments': 'bigint', 'views': 'bigint', 'repost_of': 'varchar',
-        'reply_to': 'varchar', 'event_time': 'timestamptz', 'event_time_source': 'varchar',
-        'kafka_topic': 'varchar', 'kafka_partition': 'integer', 'kafka_offset': 'bigint',
-        'kafka_timestamp': 'timestamptz', 'dt': 'date', 'hour': 'bigint'}) }}
+    from {{ ref('base_raw_posts') }}
     where {{ window_filter('event_time', 'dt') }}
+    {%- if merging() %}
+      and post_id in {{ merged_post_ids() }}  -- a merge: every copy of the posts the new files name
+    {%- endif %}
 ),
 
 ranked as (

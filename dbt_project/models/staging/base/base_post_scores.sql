@@ -1,0 +1,19 @@
+-- The window's score rows as the lake holds them (one per post and model version), kept
+-- in the warehouse with the file each came from (lake_key): loaded like base_raw_posts
+-- (a window build reloads its partitions, a micro-batch appends only the new files).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ delete_lake_rows('post_scores') }}",
+    tags=['window'],
+) }}
+select *
+from {{ lake_rows('post_scores', {
+    'post_id': 'varchar', 'platform': 'varchar', 'sentiment_label': 'varchar',
+    'sentiment_negative': 'double', 'sentiment_neutral': 'double', 'sentiment_positive': 'double',
+    'offensive_score': 'double', 'offensive_label': 'varchar', 'hate_score': 'double',
+    'hate_label': 'varchar', 'language': 'varchar', 'unscored_reason': 'varchar',
+    'content_hash': 'varchar', 'model_version': 'varchar', 'scored_at': 'timestamptz',
+    'model': 'varchar', 'dt': 'date', 'hour': 'integer'}) }} as lake
+-- a post's scores sit in the hour partition of its raw file (its event time)
+where {{ partition_filter('dt', 'hour') }}
