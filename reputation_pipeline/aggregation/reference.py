@@ -1,7 +1,7 @@
 """When the micro-batch may skip the dbt nodes that do not depend on the window.
 
-Of the 17 dbt nodes on the alert path only four change with the partition window
-(tag ``window``: the staging views with the window's filter, the incremental marts).
+Of the 20 dbt nodes on the alert path only seven change with the partition window
+(tag ``window``: the base tables and staging views over the lake, the incremental marts).
 The seeds and the other views (read by name in DuckDB, so they follow the rebuilt
 staging views) change only with the project or the brand list, yet reloading and
 re-creating them is most of a micro-batch's dbt time. The headless driver builds them
