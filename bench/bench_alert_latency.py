@@ -14,6 +14,7 @@ overlap with --overlap).
     .venv/bin/python bench/bench_alert_latency.py ... --baseline dagster-default-storage   # one baseline
     .venv/bin/python bench/bench_alert_latency.py ... --compare dagster-default-storage    # it, then the default
     .venv/bin/python bench/bench_alert_latency.py ... --compare   # dbt as a subprocess, then the default
+    .venv/bin/python bench/bench_alert_latency.py --seconds 480 --crisis-at 420 --compare window-rebuild
 """
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ def where_time_goes(scored: list[dict], alerted: list[dict]) -> dict:
     if paths:
         out["alert_runs"] = len(paths)
         out["mean_alert_path_s"] = round(statistics.mean(a["micro_batch_s"] for a in paths), 1)
+        # how the alert stage grows through the hour (the window's dbt step)
+        out["last3_alert_path_s"] = round(statistics.mean(a["micro_batch_s"] for a in paths[-3:]), 1)
     steps: dict[str, list[float]] = {}
     for c in busy + paths:
         for k, v in (c.get("steps_s") or {}).items():
@@ -110,7 +113,8 @@ def main() -> int:
         base, new = results
         ratios = {k: round(new[k] / base[k], 2) for k in ("latency_p50_s", "latency_p95_s",
                                                           "first_crisis_alert_after_crisis_start_s",
-                                                          "mean_scoring_cycle_s", "mean_alert_path_s")
+                                                          "mean_scoring_cycle_s", "mean_alert_path_s",
+                                                          "last3_alert_path_s")
                   if new.get(k) and base.get(k)}
         print(json.dumps({f"default_vs_{args.compare}": ratios}))
     return 0
@@ -121,13 +125,21 @@ BASELINES = {
                       "the driver's process with the parsed manifest kept in memory",
     "dagster-default-storage": "Dagster's default SQLite instance storage (an event-log database per run, a "
                                "connection per event) instead of the project's (pipeline/storage.py)",
+    "window-rebuild": "every micro-batch rebuilds its window's dbt tables from every lake file of the window "
+                      "(REPUTATION_DBT_MERGE_NEW_FILES=0) instead of merging only the new files (aggregation/merge.py)",
 }
 
 
 def measure(args, variant: str | None) -> dict:
     """One stream with a crisis through the headless driver (the defaults, or a baseline
     variant); the latency figures."""
+    from reputation_pipeline.aggregation.merge import ENABLE_ENV
+
     dbt_subprocess = variant == "dbt-subprocess"
+    if variant == "window-rebuild":
+        os.environ[ENABLE_ENV] = "0"
+    else:
+        os.environ.pop(ENABLE_ENV, None)
     platform = f"lat{uuid.uuid4().hex[:8]}"
     work = tempfile.mkdtemp(prefix="bench-latency-")
     os.environ.update({"REPUTATION_PLATFORMS": platform, "DAGSTER_HOME": os.path.join(work, "dagster")})

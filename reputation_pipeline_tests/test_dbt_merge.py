@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 
 from reputation_pipeline.aggregation import dbt_resource
 from reputation_pipeline.aggregation.dbt import reputation_dbt_assets
-from reputation_pipeline.aggregation.merge import (MAX_MERGE_FILES, RETENTION_ENV, WINDOW_TABLES, plan_merge,
-                                                   record_merge)
+from reputation_pipeline.aggregation.merge import (ENABLE_ENV, MAX_MERGE_FILES, RETENTION_ENV, WINDOW_TABLES,
+                                                   plan_merge, record_merge)
 from reputation_pipeline.aggregation.sample_lake import SCORES, SampleLakeSpec, write_sample_lake
 from reputation_pipeline.aggregation.warehouse import WarehouseResource
 from reputation_pipeline.lake.schemas import RAW_POSTS
@@ -96,7 +96,7 @@ def test_merged_micro_batches_match_a_full_rebuild(tmp_path, monkeypatch):
         assert conn.execute("select count(*) from marts.fct_posts").fetchone()[0] > 100
 
 
-def test_merge_falls_back_to_a_full_build(tmp_path):
+def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):
     lake, db = str(tmp_path / "lake"), str(tmp_path / "wh.duckdb")
     store = open_lake(lake)
     write_sample_lake(store, SPEC, only_batches=[0])
@@ -117,7 +117,10 @@ def test_merge_falls_back_to_a_full_build(tmp_path):
     write_sample_lake(store, SPEC, only_batches=[1])
     plan = plan_merge(conn, store, T0, end, "fp1", now=now)
     assert plan.merge and plan.new_files == 7 and all("sample-1" in k for keys in plan.new.values() for k in keys)
-    assert plan_merge(conn, store, T0, end, "fp1", allow=False, now=now).reason == "requested"
+    assert plan_merge(conn, store, T0, end, "fp1", allow=False, now=now).reason == "not requested"
+    monkeypatch.setenv(ENABLE_ENV, "0")  # the operator's switch
+    assert plan_merge(conn, store, T0, end, "fp1", now=now).reason == f"{ENABLE_ENV}=0"
+    monkeypatch.delenv(ENABLE_ENV)
     assert plan_merge(conn, store, T0, end, "fp2", now=now).reason.startswith("the dbt project or the brand list")
     assert plan_merge(conn, store, T0, end + timedelta(hours=1), "fp1", now=now).reason == "a window not built here yet"
 

@@ -27,6 +27,8 @@ import duckdb
 from reputation_pipeline.lake.store import LakeStore
 
 MERGE_ENV = "REPUTATION_DBT_MERGE_FILES"
+# the operator's switch: 0 makes every micro-batch rebuild its window from every file
+ENABLE_ENV = "REPUTATION_DBT_MERGE_NEW_FILES"
 # Beyond this many new files the window is rebuilt instead (a backlog, a backfill): the
 # list travels in an environment variable and ends up in the SQL text.
 MAX_MERGE_FILES = 400
@@ -47,6 +49,10 @@ BASE_TABLES = WINDOW_TABLES[:2]
 # base_* keep the raw and score rows of the recent windows only: a merge needs them, an older
 # window (a late post, a backfill) is rebuilt in full from the lake.
 RETENTION_ENV = "REPUTATION_MERGE_RETENTION_HOURS"
+
+
+def merging_enabled() -> bool:
+    return os.environ.get(ENABLE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def retention_cutoff(now: datetime | None = None) -> datetime:
@@ -138,7 +144,9 @@ def plan_merge(conn: duckdb.DuckDBPyConnection, store: LakeStore, start: datetim
     if any(f != fingerprint for f in built.values()):
         return full("the dbt project or the brand list changed since the last build")
     if not allow:
-        return full("requested")
+        return full("not requested")
+    if not merging_enabled():
+        return full(f"{ENABLE_ENV}=0")
     merged = {r[0] for r in conn.execute("select path from meta.lake_files_merged where window_start in "
                                          "(select unnest(?))", [hours]).fetchall()}
     new = {table: [k for k, _ in files if k not in merged] for table, files in listed.items()}

@@ -1,12 +1,8 @@
 -- The window's score rows as the lake holds them (one per post and model version), kept
 -- in the warehouse with the file each came from (lake_key): loaded like base_raw_posts
 -- (a window build reloads its partitions, a micro-batch appends only the new files).
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    pre_hook="{{ delete_lake_rows('post_scores') }}",
-    tags=['window'],
-) }}
+-- (incremental, appended, tag `window`: dbt_project.yml)
+{{ config(pre_hook="{{ delete_lake_rows('post_scores') }}") }}
 select *
 from {{ lake_rows('post_scores', {
     'post_id': 'varchar', 'platform': 'varchar', 'sentiment_label': 'varchar',

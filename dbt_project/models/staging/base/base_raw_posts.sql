@@ -4,12 +4,8 @@
 -- (reputation_pipeline/aggregation/merge.py), so stg_posts can deduplicate the posts those
 -- files name without re-reading the hour's earlier files. Rows of windows older than the
 -- merge retention are dropped by the merge bookkeeping (they are only a working copy).
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    pre_hook="{{ delete_lake_rows('raw_posts') }}",
-    tags=['window'],
-) }}
+-- (incremental, appended, tag `window`: dbt_project.yml)
+{{ config(pre_hook="{{ delete_lake_rows('raw_posts') }}") }}
 select *
 from {{ lake_rows('raw_posts', {
     'post_id': 'varchar', 'platform': 'varchar', 'author_id': 'varchar', 'author_handle': 'varchar',
