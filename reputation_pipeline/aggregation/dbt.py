@@ -103,10 +103,10 @@ translator = ReputationDbtTranslator(settings=DagsterDbtTranslatorSettings(enabl
 
 class DbtBuildConfig(dg.Config):
     merge_new_files: bool = Field(
-        default=False,
-        description="Merge into the window's marts only the lake files not merged yet (micro_batch_job), "
-        "instead of rebuilding the window from every file; falls back to a full build of the window when "
-        "that is not safe (aggregation/merge.py).",
+        default=True,
+        description="Merge into the window's tables only the lake files not merged yet, instead of rebuilding "
+        "the window from every file (the same rows; aggregation/merge.py falls back to a rebuild when a merge "
+        "is not safe). false: rebuild the window, as aggregation_job does.",
     )
 
 

@@ -123,7 +123,7 @@ def _alerts_published(result) -> int:
 def _run(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, first: str, last: str):
     job_def = defs.resolve_job_def(job)
     # a range run has no partition key, so Dagster would not apply the job's own config
-    # (micro_batch_job's merge_new_files): pass it, as for any of its partitions
+    # (aggregation_job's merge_new_files: false): pass it, as for any of its partitions
     res = job_def.execute_in_process(instance=instance, tags={RANGE_START: first, RANGE_END: last},
                                      run_config=job_def.get_run_config_for_partition_key(first), raise_on_error=False)
     if not res.success:

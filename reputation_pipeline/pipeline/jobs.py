@@ -18,8 +18,11 @@ aggregation_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*aggregation_assets, *alerts_assets)
     | dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("post_scores"), "scores_null_rate"),
                                dg.AssetCheckKey(dg.AssetKey("post_scores"), "label_drift")),
+    # the full build rebuilds the windows from every lake file (the micro-batches merge new files only)
+    config={"ops": {"reputation_dbt": {"config": {"merge_new_files": False}}}},
     description="dbt models, seeds and every dbt test (as asset checks), published marts and alerts for a range "
-    "of hour partitions (one dbt invocation), with the scores' null-rate and drift checks.",
+    "of hour partitions (one dbt invocation, rebuilding the windows from every lake file), with the scores' "
+    "null-rate and drift checks.",
 )
 
 # The headless driver's live path (pipeline/driver.py) in two stages: the scores of a
@@ -43,8 +46,6 @@ micro_batch_job = dg.define_asset_job(
     "micro_batch_job",
     selection=(WINDOW_MODELS | dg.AssetSelection.assets("brand_alerts")).without_checks()
     | dg.AssetSelection.checks_for_assets("brand_alerts"),
-    # the window's marts take in only the lake files that are new to them (aggregation/merge.py)
-    config={"ops": {"reputation_dbt": {"config": {"merge_new_files": True}}}},
     description="The alert path for a range of freshly scored hours: the dbt models that depend on the window, "
     "merging only the lake files new to the marts (no dbt tests: aggregation_job runs them, with the published "
     "marts) and alerts. The seeds and the other views are built by alert_path_job when they change.",
