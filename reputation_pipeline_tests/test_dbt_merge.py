@@ -8,12 +8,13 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from reputation_pipeline.aggregation import dbt_resource
 from reputation_pipeline.aggregation.dbt import reputation_dbt_assets
 from reputation_pipeline.aggregation.merge import (ENABLE_ENV, MAX_MERGE_FILES, RETENTION_ENV, WINDOW_TABLES,
-                                                   plan_merge, record_merge)
-from reputation_pipeline.aggregation.sample_lake import SCORES, SampleLakeSpec, write_sample_lake
+                                                   plan_merge, record_merge, window_files, window_hours)
+from reputation_pipeline.aggregation.sample_lake import PLATFORMS, SCORES, SampleLakeSpec, write_sample_lake
 from reputation_pipeline.aggregation.warehouse import WarehouseResource
 from reputation_pipeline.lake.schemas import RAW_POSTS
 from reputation_pipeline.lake.store import open_lake
@@ -27,14 +28,17 @@ TAGS = {"dagster/asset_partition_range_start": "2026-11-20-00:00",
 SPEC = SampleLakeSpec(start=T0, hours=1, crisis_brand="acme", crisis_hours=1, posts_per_brand_hour=30, batches=4)
 
 
-def build(lake: str, db: str, instance: dg.DagsterInstance, merge: bool) -> list[str]:
+def build(lake: str, db: str, instance: dg.DagsterInstance, merge: bool, selection=None, tags=TAGS) -> list[str]:
     """The window's dbt models (merge) or every dbt node (a full build); returns the run's log messages."""
     resources = {"dbt": dbt_resource(), "warehouse": WarehouseResource(duckdb_path=db), "lake": LakeResource(uri=lake)}
-    kwargs = {"selection": WINDOW_MODELS.without_checks()} if merge else {}
-    result = dg.materialize([reputation_dbt_assets], resources=resources, tags=TAGS, instance=instance,
-                            run_config={"ops": {"reputation_dbt": {"config": {"merge_new_files": merge}}}}, **kwargs)
-    assert result.success
-    return [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]
+    selection = selection or (WINDOW_MODELS.without_checks() if merge else None)
+    result = dg.materialize([reputation_dbt_assets], resources=resources, tags=tags, instance=instance,
+                            selection=selection, raise_on_error=False,
+                            run_config={"ops": {"reputation_dbt": {"config": {"merge_new_files": merge}}}})
+    logs = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]
+    failures = [e.step_failure_data.error.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert result.success, failures
+    return logs
 
 
 def put_parquet(store, key: str, rows: list[dict], schema: pa.Schema) -> None:
@@ -94,6 +98,26 @@ def test_merged_micro_batches_match_a_full_rebuild(tmp_path, monkeypatch):
         assert conn.execute("select model_version, sentiment_label from marts.fct_posts where post_id = ?",
                             [rescored["post_id"]]).fetchone() == ("sample-v2", "negative")
         assert conn.execute("select count(*) from marts.fct_posts").fetchone()[0] > 100
+
+    # the marts alone, without their base tables: fine for a window they hold, refused for one they do not
+    marts_only = dg.AssetSelection.assets("stg_posts", "stg_post_scores", "fct_posts", "fct_brand_mentions",
+                                          "fct_brand_risk_window")
+    build(lake, merged_db, instance, merge=False, selection=marts_only)
+    assert rows(merged_db, "fct_posts") == rows(full_db, "fct_posts")
+    other_hour = {k: "2026-11-20-05:00" for k in TAGS}
+    with pytest.raises(AssertionError, match="do not hold"):
+        build(lake, merged_db, instance, merge=False, selection=marts_only, tags=other_hour)
+
+
+@pytest.mark.s3
+def test_window_files_are_listed_alike_on_s3(s3_endpoint, s3_lake_uri, tmp_path):
+    local, s3 = open_lake(str(tmp_path / "lake")), open_lake(s3_lake_uri)
+    for store in (local, s3):
+        write_sample_lake(store, SPEC, only_batches=[0, 2])
+    hours = window_hours(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    assert s3.folders("raw/posts/") == local.folders("raw/posts/") == sorted(f"platform={p}" for p in PLATFORMS)
+    listed = window_files(s3, hours)
+    assert listed == window_files(local, hours) and len(listed["raw_posts"]) == 12 and len(listed["post_scores"]) == 2
 
 
 def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):

@@ -32,7 +32,8 @@ from dagster_dbt.asset_utils import get_updated_cli_invocation_params_for_contex
 from pydantic import Field
 
 from reputation_pipeline.aggregation.dbt_inprocess import common_args, stream_build
-from reputation_pipeline.aggregation.merge import MERGE_ENV, WINDOW_TABLES, plan_merge, record_merge
+from reputation_pipeline.aggregation.merge import (BASE_TABLES, MERGE_ENV, WINDOW_TABLES, plan_merge, record_merge,
+                                                   window_loaded)
 from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource
 from reputation_pipeline.partitions import hourly_partitions
 from reputation_pipeline.resources import LakeResource
@@ -101,6 +102,11 @@ class ReputationDbtTranslator(DagsterDbtTranslator):
 translator = ReputationDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
+BASE_KEYS = {dg.AssetKey(name) for _, name in BASE_TABLES}
+# the models that read the base tables (directly or through the staging views) and rebuild rows from them
+BASE_READERS = {dg.AssetKey(name) for name in ("stg_posts", "stg_post_scores", "fct_posts", "fct_brand_mentions")}
+
+
 class DbtBuildConfig(dg.Config):
     merge_new_files: bool = Field(
         default=True,
@@ -131,7 +137,15 @@ def reputation_dbt_assets(
     # or the models and seeds on the alert path without the tests (micro_batch_job).
     target_path = state_target_path(dbt_vars, context.op_execution_context.op.name)
     plan, fingerprint = None, ""
-    if {dg.AssetKey(name) for _, name in WINDOW_TABLES} <= context.selected_asset_keys:  # the window's tables
+    selected = context.selected_asset_keys
+    if BASE_READERS & selected and not BASE_KEYS <= selected:
+        # the staging views read the base tables, which keep recent windows only: a run that
+        # rebuilds the marts without reloading them must find the window there
+        with contextlib.closing(warehouse.connect(lake.uri)) as conn:
+            if not window_loaded(conn, window.start, window.end):
+                raise dg.Failure(f"base_raw_posts / base_post_scores do not hold [{window.start}, {window.end}): "
+                                 "materialize them in the same run (select the models' upstream dbt assets too)")
+    if {dg.AssetKey(name) for _, name in WINDOW_TABLES} <= selected:  # the window's tables
         from reputation_pipeline.aggregation.reference import reference_fingerprint
 
         fingerprint = reference_fingerprint() + json.dumps(dict(dbt_vars), sort_keys=True)

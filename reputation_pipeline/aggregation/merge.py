@@ -11,7 +11,8 @@ same as a full rebuild (docs/aggregation.md, "Merging new files").
 
 A window is built in full, and its file list recorded afresh, when it was never built
 here, when the dbt project or the brand list changed since (``reference_fingerprint``),
-when the marts are missing, or when the new files are too many to name. A failed build
+when a window table is missing, when the new files are too many to name, or when the
+window is older than the retention of the base tables. A failed build
 records nothing: the next one merges the same files again, which is idempotent.
 """
 from __future__ import annotations
@@ -156,6 +157,16 @@ def plan_merge(conn: duckdb.DuckDBPyConnection, store: LakeStore, start: datetim
         # the keys become quoted paths in read_parquet([...]), where * ? [ would glob
         return full("a new file name outside [A-Za-z0-9_.=/-]")
     return MergePlan(hours, listed, merge=True, new=new)
+
+
+def window_loaded(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> bool:
+    """Whether base_raw_posts / base_post_scores hold every hour of [start, end) (built here
+    and not pruned since): what a run that reads them without rebuilding them needs."""
+    _ensure_state(conn)
+    hours = window_hours(start, end)
+    built = {_utc(r[0]) for r in conn.execute("select window_start from meta.window_builds "
+                                              "where window_start in (select unnest(?))", [hours]).fetchall()}
+    return all(_utc(h) in built for h in hours)
 
 
 def record_merge(conn: duckdb.DuckDBPyConnection, plan: MergePlan, fingerprint: str,
