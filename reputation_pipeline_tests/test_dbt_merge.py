@@ -98,6 +98,9 @@ def test_merged_micro_batches_match_a_full_rebuild(tmp_path, monkeypatch):
         assert conn.execute("select model_version, sentiment_label from marts.fct_posts where post_id = ?",
                             [rescored["post_id"]]).fetchone() == ("sample-v2", "negative")
         assert conn.execute("select count(*) from marts.fct_posts").fetchone()[0] > 100
+        # merges skip persist_docs for the incremental tables: the rebuild's comments are still there
+        comment = conn.execute("select comment from duckdb_tables() where table_name = 'fct_posts'").fetchone()[0]
+        assert comment and comment.startswith("One row per post of the window")
 
     # the marts alone, without their base tables: fine for a window they hold, refused for one they do not
     marts_only = dg.AssetSelection.assets("stg_posts", "stg_post_scores", "fct_posts", "fct_brand_mentions",

@@ -179,3 +179,13 @@ list_filter(
     lambda x: trim(regexp_replace(lower(ltrim(trim(x), '{{ strip_chars }}')), '[^\pL\pN]+', ' ', 'g'))),
   lambda x: x <> '')
 {%- endmacro %}
+
+{% macro persist_docs(relation, model, for_relation=true, for_columns=true) -%}
+{#- dbt's persist_docs, less its statements in a merge for the incremental tables: their
+    comments survive the inserts (a rebuild writes them), so a micro-batch need not write
+    them again. -#}
+{%- if merging() and model.config.materialized == 'incremental' -%}
+{{ return('') }}
+{%- endif -%}
+{{ return(adapter.dispatch('persist_docs', 'dbt')(relation, model, for_relation, for_columns)) }}
+{%- endmacro %}
