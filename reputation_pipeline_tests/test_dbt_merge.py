@@ -136,8 +136,8 @@ def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):
     end = T0 + timedelta(hours=1)
     now = T0 + timedelta(hours=2)  # within the retention (12 h)
 
-    plan = plan_merge(conn, store, T0, end, "fp1", now=now)
-    assert (plan.merge, plan.reason) == (False, "a window not built here yet")
+    plan = plan_merge(conn, store, T0, end, "fp1", now=now)  # not built here yet: every file is new
+    assert plan.merge and plan.new_files == 7
     record_merge(conn, plan, "fp1", now=now)
     assert plan_merge(conn, store, T0, end, "fp1", now=now).new_files == 0
 
@@ -149,7 +149,8 @@ def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):
     assert plan_merge(conn, store, T0, end, "fp1", now=now).reason == f"{ENABLE_ENV}=0"
     monkeypatch.delenv(ENABLE_ENV)
     assert plan_merge(conn, store, T0, end, "fp2", now=now).reason.startswith("the dbt project or the brand list")
-    assert plan_merge(conn, store, T0, end + timedelta(hours=1), "fp1", now=now).reason == "a window not built here yet"
+    # a range with the next hour (a late post's neighbour, not built yet) still merges
+    assert plan_merge(conn, store, T0, end + timedelta(hours=1), "fp1", now=now).merge
 
     store.put(f"{HOUR}/odd'name*.parquet", b"")  # would be a quoted glob in read_parquet([...])
     assert plan_merge(conn, store, T0, end, "fp1", now=now).reason.startswith("a new file name outside")
@@ -157,6 +158,8 @@ def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):
     for i in range(MAX_MERGE_FILES + 1):
         store.put(f"{HOUR}/many-{i}.parquet", b"")
     assert plan_merge(conn, store, T0, end, "fp1", now=now).reason == f"more than {MAX_MERGE_FILES} new files"
+    for i in range(MAX_MERGE_FILES + 1):
+        store.delete(f"{HOUR}/many-{i}.parquet")
 
     # past the retention: rebuilt in full, and the next record drops its rows and records
     later = T0 + timedelta(hours=14)
@@ -164,7 +167,7 @@ def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):
     record_merge(conn, plan_merge(conn, store, T0 + timedelta(hours=13), later, "fp1", now=later), "fp1", now=later)
     assert conn.execute("select count(*) from staging.base_raw_posts").fetchone() == (0,)
     assert conn.execute("select count(*) from meta.lake_files_merged where window_start = ?", [T0]).fetchone() == (0,)
-    assert plan_merge(conn, store, T0, end, "fp1", now=now).reason == "a window not built here yet"
+    assert plan_merge(conn, store, T0, end, "fp1", now=now).new_files == 14  # the pruned hour: every file again
 
     conn.execute("drop table marts.fct_posts")
     assert plan_merge(conn, store, T0, end, "fp1", now=now).reason == "first build of the window's tables"

@@ -9,8 +9,9 @@ macros/lake.sql while dbt executes). dbt then recomputes just the posts those fi
 name: all copies and scores of those post ids in the window, so the result is the
 same as a full rebuild (docs/aggregation.md, "Merging new files").
 
-A window is built in full, and its file list recorded afresh, when it was never built
-here, when the dbt project or the brand list changed since (``reference_fingerprint``),
+An hour not built here yet merges all of its files. A window is built in full, and its
+file list recorded afresh, when the dbt project or the brand list changed since its last
+build (``reference_fingerprint``),
 when a window table is missing, when the new files are too many to name, or when the
 window is older than the retention of the base tables. A failed build
 records nothing: the next one merges the same files again, which is idempotent.
@@ -138,10 +139,10 @@ def plan_merge(conn: duckdb.DuckDBPyConnection, store: LakeStore, start: datetim
         return full("first build of the window's tables")
     if hours and hours[0] < retention_cutoff(now):
         return full(f"a window older than {RETENTION_ENV}")
+    # An hour not built here yet merges every file it has (none is recorded): the rows of a
+    # rebuild, and the hour that a late post adds to the range does not rebuild the others.
     built = dict(conn.execute("select window_start, fingerprint from meta.window_builds "
                               "where window_start in (select unnest(?))", [hours]).fetchall())
-    if any(_utc(h) not in {_utc(b) for b in built} for h in hours):
-        return full("a window not built here yet")
     if any(f != fingerprint for f in built.values()):
         return full("the dbt project or the brand list changed since the last build")
     if not allow:
