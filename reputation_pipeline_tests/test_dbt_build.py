@@ -168,10 +168,10 @@ def test_in_process_dbt_matches_the_subprocess(tmp_path):
     write_sample_lake(open_lake(lake), SampleLakeSpec(start=T0, hours=2, crisis_brand="acme", crisis_hours=1))
     inproc, subproc = str(tmp_path / "inproc.duckdb"), str(tmp_path / "subproc.duckdb")
     first = materialize_dbt(lake, inproc, in_process=True)
-    manifest = next(iter(dbt_inprocess._MANIFESTS.values()))
+    manifest, _ = next(iter(dbt_inprocess._MANIFESTS.values()))
     again = materialize_dbt(lake, inproc, in_process=True)
     kept = list(dbt_inprocess._MANIFESTS.values())
-    assert len(kept) == 1 and kept[0] is manifest  # the same object: no parse the second time
+    assert len(kept) == 1 and kept[0][0] is manifest  # the same object: no parse the second time
     other = materialize_dbt(lake, subproc, in_process=False)
     assert first.success and again.success and other.success
 
@@ -202,15 +202,14 @@ def test_kept_manifest_follows_the_environment_it_read(monkeypatch):
     of one of them means parsing again, any other variable does not."""
     from dbt.constants import DEFAULT_ENV_PLACEHOLDER
 
-    class Parsed:
-        env_vars = {"REPUTATION_LAKE": DEFAULT_ENV_PLACEHOLDER, "REPUTATION_PLATFORMS": "twitter"}
+    parsed = {"REPUTATION_LAKE": DEFAULT_ENV_PLACEHOLDER, "REPUTATION_PLATFORMS": "twitter"}
 
     monkeypatch.delenv("REPUTATION_LAKE", raising=False)
     monkeypatch.setenv("REPUTATION_PLATFORMS", "twitter")
     monkeypatch.setenv("SOMETHING_ELSE", "1")
-    assert not dbt_inprocess._env_changed(Parsed())
+    assert not dbt_inprocess._env_changed(parsed)
     monkeypatch.setenv("REPUTATION_LAKE", "s3://other")
-    assert dbt_inprocess._env_changed(Parsed())
+    assert dbt_inprocess._env_changed(parsed)
     monkeypatch.delenv("REPUTATION_LAKE")
     monkeypatch.setenv("REPUTATION_PLATFORMS", "twitter,reddit")
-    assert dbt_inprocess._env_changed(Parsed())
+    assert dbt_inprocess._env_changed(parsed)

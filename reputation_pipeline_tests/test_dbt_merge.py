@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reputation_pipeline.aggregation import dbt_resource
+from reputation_pipeline.aggregation import dbt_inprocess, dbt_resource
 from reputation_pipeline.aggregation.dbt import reputation_dbt_assets
 from reputation_pipeline.aggregation.merge import (ENABLE_ENV, MAX_MERGE_FILES, RETENTION_ENV, WINDOW_TABLES,
                                                    plan_merge, record_merge, window_files, window_hours)
@@ -64,6 +64,7 @@ def test_merged_micro_batches_match_a_full_rebuild(tmp_path, monkeypatch):
     instance = dg.DagsterInstance.ephemeral()
     write_sample_lake(store, SPEC, only_batches=[0, 1])
     assert any("in full (first build of the window's tables)" in m for m in build(lake, merged_db, instance, merge=False))
+    parsed = next(iter(dbt_inprocess._MANIFESTS.values()))[0]
 
     # batch 2, plus a re-delivered copy of a batch-0 post that no longer names its brand (edited), and a
     # newer model's score for a batch-1 post
@@ -85,6 +86,9 @@ def test_merged_micro_batches_match_a_full_rebuild(tmp_path, monkeypatch):
     write_sample_lake(store, SPEC, only_batches=[3])
     assert any("merging 7 new lake file(s)" in m for m in build(lake, merged_db, instance, merge=True))
     assert any("merging 0 new lake file(s)" in m for m in build(lake, merged_db, instance, merge=True))
+    # each merge named other files in the environment; dbt reads them only at execution,
+    # so the project was not parsed again
+    assert next(iter(dbt_inprocess._MANIFESTS.values()))[0] is parsed
 
     build(lake, full_db, dg.DagsterInstance.ephemeral(), merge=False)
     for table in ("fct_posts", "fct_brand_mentions", "fct_brand_risk_window"):
