@@ -53,6 +53,9 @@ def stack_cfg(tmp_path_factory):
     try:
         yield cfg
     finally:
+        from reputation_pipeline.ingest.drain import close_metadata_consumers
+
+        close_metadata_consumers()
         local.down(cfg)
         for k, v in saved.items():
             if v is None:

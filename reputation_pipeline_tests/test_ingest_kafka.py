@@ -149,3 +149,18 @@ def test_unconfigured_posts_topic_is_warned_about_once(kafka_settings, tmp_path,
     assert [w for w in first.warnings if topic_for(platform) in w]
     assert not [w for w in second.warnings if topic_for(platform) in w]
     assert topic_for(platform) not in first.cursor  # never planned
+
+
+def test_sensor_keeps_its_metadata_consumer_and_sees_new_topics(kafka_settings, platform):
+    """kafka_posts_sensor reuses one consumer per process for metadata and watermarks
+    (a new one costs a connection per tick); it still sees topics created after it."""
+    from reputation_pipeline.ingest.drain import metadata_consumer
+    from reputation_pipeline.ingest.tick import posts_topics
+
+    conf = kafka_settings.client_config()
+    kept = metadata_consumer(conf)
+    assert metadata_consumer(dict(conf)) is kept
+    assert metadata_consumer({**conf, "client.id": "another-client"}) is not kept
+    assert topic_for(platform) not in posts_topics(kept, frozenset({platform}))[0]
+    ensure_topic(kafka_settings, topic_for(platform), 1)
+    assert posts_topics(kept, frozenset({platform}))[0] == [topic_for(platform)]

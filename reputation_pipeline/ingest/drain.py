@@ -10,8 +10,11 @@ Order of effects (what makes a kill at any instant safe):
 """
 from __future__ import annotations
 
+import atexit
 import io
 import logging
+import os
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -85,6 +88,33 @@ def make_consumer(client_config: dict) -> Consumer:
         # connection, i.e. the next plan's watermarks and fetch: 0.2 s a plan, measured.
         "fetch.wait.max.ms": 10,
     })
+
+
+_METADATA_CONSUMERS: dict[tuple, Consumer] = {}
+_METADATA_LOCK = threading.Lock()
+
+
+def metadata_consumer(client_config: dict) -> Consumer:
+    """A consumer for topic metadata and watermarks only (never assigned, never polled),
+    kept for the process: a new one spends about 60 ms connecting before its first answer,
+    on every sensor tick. librdkafka reconnects it by itself, and its queries are
+    thread-safe; the key holds the pid because a forked child cannot use its parent's."""
+    key = (os.getpid(), tuple(sorted(client_config.items())))
+    with _METADATA_LOCK:
+        consumer = _METADATA_CONSUMERS.get(key)
+        if consumer is None:
+            consumer = _METADATA_CONSUMERS[key] = make_consumer(client_config)
+        return consumer
+
+
+@atexit.register
+def close_metadata_consumers() -> None:
+    """Close the kept consumers (before their broker goes away, or they log reconnects)."""
+    with _METADATA_LOCK:
+        kept = [c for (pid, _), c in _METADATA_CONSUMERS.items() if pid == os.getpid()]
+        _METADATA_CONSUMERS.clear()
+    for consumer in kept:
+        consumer.close()
 
 
 def read_range(consumer: Consumer, plan: Plan, settings: DrainSettings, log_start: int) -> Iterator[list[Message]]:

@@ -11,7 +11,7 @@ import time
 import dagster as dg
 
 from reputation_pipeline.ingest.assets import ingest_job
-from reputation_pipeline.ingest.drain import make_consumer
+from reputation_pipeline.ingest.drain import metadata_consumer
 from reputation_pipeline.ingest.kafka_client import KafkaResource
 from reputation_pipeline.ingest.planner import PlanningPolicy
 from reputation_pipeline.ingest.plans import PlanLog
@@ -58,12 +58,9 @@ def retry_requests(pending: list[Batch], now: float) -> list[dg.RunRequest]:
 )
 def kafka_posts_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource, lake: LakeResource) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
-    consumer = make_consumer(kafka.settings().client_config())
-    try:
-        now = time.time()
-        tick = plan_tick(consumer, PlanLog(lake.open()), platforms_from_env(), policy_from_env(), cursor, now)
-    finally:
-        consumer.close()
+    consumer = metadata_consumer(kafka.settings().client_config())
+    now = time.time()
+    tick = plan_tick(consumer, PlanLog(lake.open()), platforms_from_env(), policy_from_env(), cursor, now)
     for warning in tick.warnings:
         context.log.warning(warning)
     requests = [run_request(b, b.batch_id) for b in tick.new_batches]
