@@ -213,3 +213,22 @@ def test_kept_manifest_follows_the_environment_it_read(monkeypatch):
     monkeypatch.delenv("REPUTATION_LAKE")
     monkeypatch.setenv("REPUTATION_PLATFORMS", "twitter,reddit")
     assert dbt_inprocess._env_changed(parsed)
+
+
+def test_s3_settings_only_for_a_lake_on_s3():
+    """The profile's plugin sets the S3 options (which load httpfs, ~85 ms per dbt
+    invocation) on dbt's cursors only when the lake is on S3."""
+    from reputation_pipeline.lake.duckdb_s3 import Plugin
+    from reputation_pipeline.aggregation.warehouse import httpfs_extension_directory
+
+    config = {"s3_endpoint": "127.0.0.1:9000", "s3_region": "eu-west-1", "s3_secret_access_key": "it's-secret"}
+
+    def httpfs_after(lake_root: str):
+        with duckdb.connect(config={"extension_directory": httpfs_extension_directory()}) as conn:
+            Plugin("duckdb_s3", {**config, "lake_root": lake_root}).configure_cursor(conn)
+            loaded = conn.execute("select loaded from duckdb_extensions() where extension_name = 'httpfs'").fetchone()[0]
+            region = conn.execute("select current_setting('s3_region')").fetchone()[0] if loaded else None
+        return loaded, region
+
+    assert httpfs_after("/data/lake") == (False, None)
+    assert httpfs_after("s3://bucket/lake") == (True, "eu-west-1")
