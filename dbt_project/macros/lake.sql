@@ -138,11 +138,10 @@ select 1
 {% for name, type in columns.items() %}cast({{ name }} as {{ type }}) as {{ name }}, {% endfor -%}
 substr(filename, {{ (lake_root() | length) + 2 }}) as lake_key
 {%- endset -%}
-{%- if keys is not none and keys | length == 0 -%}
-(select {% for name, type in columns.items() %}null::{{ type }} as {{ name }}, {% endfor %}null::varchar as lake_key where false)
-{%- elif keys is not none -%}
+{%- if keys -%}
 (select {{ cast_columns }} from read_parquet({{ lake_paths(keys) }}, hive_partitioning = true, union_by_name = true, filename = true))
-{%- elif execute and not lake_has_files(table) -%}
+{%- elif keys is not none or (execute and not lake_has_files(table)) -%}
+{#- a merge with no new file of this source, or a lake without any yet -#}
 (select {% for name, type in columns.items() %}null::{{ type }} as {{ name }}, {% endfor %}null::varchar as lake_key where false)
 {%- else -%}
 {#- the partition filter on the source's own columns: DuckDB prunes folders with it, not through the casts -#}
