@@ -6,8 +6,9 @@ dbt invocation on a 2-core machine, and a micro-batch is one invocation; a local
 never needs it. The values come from the profile (the environment), not from data.
 
 It lives in ``lake`` rather than ``aggregation`` because a ``dbt`` process imports it:
-the aggregation package would load dagster-dbt into that process, which resets dbt's
-global flags mid-invocation."""
+from ``aggregation`` that import loads dagster-dbt and the project's definitions into
+dbt's own process, and the build then failed with dbt's global flags gone
+("'Namespace' object has no attribute 'STORE_FAILURES'")."""
 from __future__ import annotations
 
 from typing import Any
