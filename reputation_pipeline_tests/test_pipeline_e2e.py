@@ -27,8 +27,9 @@ def _alerts(kafka_settings, topic) -> list[dict]:
 # both driver layouts: the stages in turn (default) and overlapped on two threads
 @pytest.mark.parametrize("overlap", [False, True], ids=["in-turn", "overlapped"])
 def test_crisis_produces_alerts_for_that_brand_only(kafka_settings, kafka_bootstrap, tmp_path, platform, monkeypatch, overlap):
+    from reputation_pipeline.aggregation.warehouse import held_config
     from reputation_pipeline.definitions import build_defs
-    from reputation_pipeline.pipeline.driver import aggregate, run_until_idle
+    from reputation_pipeline.pipeline.driver import Driver, aggregate, run_until_idle
 
     monkeypatch.setenv("REPUTATION_PLATFORMS", platform)
     topic = f"alerts.{platform}"
@@ -37,12 +38,26 @@ def test_crisis_produces_alerts_for_that_brand_only(kafka_settings, kafka_bootst
         kafka=KafkaResource(bootstrap_servers=kafka_bootstrap),
         alert_publisher=AlertPublisherResource(bootstrap_servers=kafka_bootstrap, topic=topic),
     )
+    # the loop keeps the warehouse open for its micro-batches (aggregation/warehouse.py hold)
+    with defs.resources["warehouse"].process_config_and_initialize_cm() as warehouse:
+        warehouse_path = warehouse.path_for(str(tmp_path / "lake"))
+    held_during_micro_batches = []
+    alert_path = Driver.alert_path
+
+    def spy(self, partitions):
+        if partitions:
+            held_during_micro_batches.append(held_config(warehouse_path) is not None)
+        return alert_path(self, partitions)
+
+    monkeypatch.setattr(Driver, "alert_path", spy)
     produce(kafka_settings, platform, 400, partitions=2, seed=1, progress=False)
     produce(kafka_settings, platform, 400, partitions=2, seed=2, crisis_brand="acme", crisis_share=0.5, progress=False)
 
     with dg.instance_for_test() as instance:
         totals = run_until_idle(defs, instance, overlap=overlap)
         assert totals["rows"] == 800 and totals["overlap"] is overlap
+        assert held_during_micro_batches and all(held_during_micro_batches)
+        assert held_config(warehouse_path) is None  # released when the loop ended
         alerts = _alerts(kafka_settings, topic)
         risk = [a for a in alerts if a["rule"] not in RISK_RULES_IGNORED]
         assert any(a["brand"] == "acme" and a["status"] == "firing" for a in risk), alerts

@@ -34,7 +34,7 @@ from pydantic import Field
 from reputation_pipeline.aggregation.dbt_inprocess import common_args, stream_build
 from reputation_pipeline.aggregation.merge import (BASE_TABLES, MERGE_ENV, WINDOW_TABLES, plan_merge, record_merge,
                                                    window_loaded)
-from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource
+from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource, released
 from reputation_pipeline.partitions import hourly_partitions
 from reputation_pipeline.resources import LakeResource
 
@@ -130,6 +130,13 @@ def reputation_dbt_assets(
     context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: WarehouseResource,
     lake: LakeResource,
 ):
+    # dbt in this process: the step opens the warehouse once for the plan, dbt and the record
+    with warehouse.held(lake.uri) if getattr(dbt, "in_process", False) else contextlib.nullcontext():
+        yield from _build_window(context, config, dbt, warehouse, lake)
+
+
+def _build_window(context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource,
+                  warehouse: WarehouseResource, lake: LakeResource) -> Iterator:
     window = context.partition_time_window  # the whole range in a single-run backfill
     dbt_vars = warehouse.dbt_vars(lake.uri)  # constant per deployment: partial parsing stays valid
     context.log.info(f"dbt build over [{window.start}, {window.end}) into {dbt_vars['duckdb_path']}")
@@ -258,8 +265,10 @@ class ReputationDbtCliResource(DbtCliResource):
                                         translator=params.dagster_dbt_translator, project=dbt_project,
                                         target_path=target_path)
                 return
-        yield from self.cli(["build", "--vars", json.dumps(dict(dbt_vars)), *extra_args], context=context,
-                            target_path=target_path).stream()
+        # a subprocess cannot open a warehouse this process holds
+        with released(str(dbt_vars["duckdb_path"])):
+            yield from self.cli(["build", "--vars", json.dumps(dict(dbt_vars)), *extra_args], context=context,
+                                target_path=target_path).stream()
 
 
 def dbt_resource(in_process: bool = True) -> DbtCliResource:
