@@ -78,6 +78,57 @@ def where_time_goes(scored: list[dict], alerted: list[dict]) -> dict:
     return out
 
 
+def first_met(rule: str, rows: list[tuple], threshold: float, min_volume: int, min_reach: int) -> int | None:
+    """Index of the mention (``rows`` in produce order: toxicity, followers, post_risk,
+    exposure, is_scored) after which the window's mentions so far first met the rule, else
+    None: the moment the stream gave the pipeline enough to alert. The aggregates are those of
+    fct_brand_risk_window (weighted_risk, risk_sum) and the conditions mart_alert_candidates'."""
+    n = 0
+    risk = exposure = 0.0
+    for i, (toxicity, followers, post_risk, post_exposure, is_scored) in enumerate(rows):
+        n += 1
+        risk += post_risk or 0.0
+        exposure += (post_exposure or 0.0) if is_scored else 0.0
+        if rule == "toxic_post":
+            met = is_scored and (toxicity or 0.0) >= threshold and (followers or 0) >= min_reach
+        elif rule == "risk_threshold":
+            met = n >= min_volume and exposure > 0 and risk / exposure >= threshold
+        elif rule == "risk_spike":
+            met = n >= min_volume and risk > threshold
+        else:
+            return None
+        if met:
+            return i
+    return None
+
+
+def since_condition_met(db_path: str, brand: str, firing: list[tuple[float, dict]],
+                        produced: dict[str, float]) -> list[float | None]:
+    """For each (received, alert): seconds from the produce call of the post that made the
+    stream meet the alert's rule (``first_met`` over the window's mentions in produce order,
+    from the warehouse as the run left it) to the alert's receipt. For a rule on the window's
+    aggregate this is the pipeline's share; the top posts' ages also count the time the data
+    took to lift the aggregate."""
+    import duckdb
+
+    out: list[float | None] = []
+    with duckdb.connect(db_path, read_only=True) as conn:
+        for received, alert in firing:
+            window = alert["window_start"]
+            params = conn.execute("select coalesce(min_volume, 0), coalesce(min_reach, 0) "
+                                  "from intermediate.int_brand_alert_rules where brand = ? and rule = ?",
+                                  [brand, alert["rule"]]).fetchone() or (0, 0)
+            threshold = ((alert.get("metrics") or {}).get("threshold"))
+            mentions = conn.execute("select post_id, toxicity, followers, post_risk, exposure, is_scored "
+                                    "from marts.fct_brand_mentions where brand = ? and window_start = ?::timestamptz",
+                                    [brand, window]).fetchall()
+            mentions = sorted((m for m in mentions if m[0] in produced), key=lambda m: produced[m[0]])
+            i = None if threshold is None else first_met(alert["rule"], [m[1:] for m in mentions],
+                                                          float(threshold), int(params[0]), int(params[1]))
+            out.append(None if i is None else round(received - produced[mentions[i][0]], 1))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=100.0)
@@ -259,6 +310,7 @@ def measure(args, variant: str | None) -> dict:
 
     latencies = []
     seen = set()
+    firing = []  # (received, alert) of each crisis alert, once
     per_alert = []  # which rule fired when, and how old its top posts were on arrival
     # A single-post rule (toxic_post) measures the pipeline alone; a rule on the window's
     # aggregate (risk_threshold, risk_spike) may need several batches of evidence, and its top
@@ -268,12 +320,20 @@ def measure(args, variant: str | None) -> dict:
         if alert.get("brand") != args.crisis_brand or alert.get("status") != "firing" or alert["alert_id"] in seen:
             continue
         seen.add(alert["alert_id"])
+        firing.append((received, alert))
         ages = [received - produced[post["post_id"]] for post in (alert.get("explanation") or {}).get("top_posts", [])
                 if post.get("post_id") in produced]
         latencies.extend(ages)
         by_rule.setdefault(alert.get("rule"), []).extend(ages)
         per_alert.append({"rule": alert.get("rule"), "arrived_s": round(received - started, 1),
                           "top_post_latency_s": [round(min(ages), 1), round(max(ages), 1)] if ages else None})
+    from reputation_pipeline.aggregation.warehouse import default_duckdb_path
+
+    since_met = since_condition_met(default_duckdb_path(os.path.join(work, "lake")), args.crisis_brand, firing,
+                                    produced)
+    for detail, value in zip(per_alert, since_met):
+        detail["since_condition_met_s"] = value
+    met_values = [v for v in since_met if v is not None]
     crisis_alerts = len(seen)
     first = min((r for r, a in arrivals if a.get("brand") == args.crisis_brand), default=None)
     result = {
@@ -282,7 +342,10 @@ def measure(args, variant: str | None) -> dict:
         "first_crisis_alert_after_crisis_start_s": round(first - started - args.crisis_at, 1) if first else None,
         "latency_p50_s": round(statistics.median(latencies), 1) if latencies else None,
         "latency_p95_s": round(statistics.quantiles(latencies, n=20, method="inclusive")[-1], 1) if len(latencies) >= 2 else None,
-        "latency_samples": len(latencies), "crisis_alert_detail": per_alert,
+        "latency_samples": len(latencies),
+        # per alert: from the post that made the stream meet the rule to the alert's receipt
+        "since_condition_met_max_s": max(met_values) if met_values else None,
+        "crisis_alert_detail": per_alert,
         "latency_by_rule_s": {rule: {"p50": round(statistics.median(v), 1), "max": round(max(v), 1), "samples": len(v)}
                               for rule, v in sorted(by_rule.items()) if v},
         "variant": variant or "default", "overlap": drv.overlap_used,
