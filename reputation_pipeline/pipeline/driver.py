@@ -292,11 +292,11 @@ class Driver:
         if not (isinstance(warehouse, WarehouseResource) and isinstance(lake, LakeResource)
                 and getattr(dbt, "in_process", False)):
             return
-        stack = contextlib.ExitStack()
-        # EnvVar fields resolved, as in a run
-        uri = stack.enter_context(lake.process_config_and_initialize_cm()).uri
-        stack.enter_context(stack.enter_context(warehouse.process_config_and_initialize_cm()).held(uri))
-        self._warehouse = stack
+        with contextlib.ExitStack() as stack:  # closed again if the file cannot be opened
+            # EnvVar fields resolved, as in a run
+            uri = stack.enter_context(lake.process_config_and_initialize_cm()).uri
+            stack.enter_context(stack.enter_context(warehouse.process_config_and_initialize_cm()).held(uri))
+            self._warehouse = stack.pop_all()
 
     def release_warehouse(self) -> None:
         """Let other processes open the warehouse: the loop is idle or ends."""
