@@ -329,8 +329,12 @@ def measure(args, variant: str | None) -> dict:
                           "top_post_latency_s": [round(min(ages), 1), round(max(ages), 1)] if ages else None})
     from reputation_pipeline.aggregation.warehouse import default_duckdb_path
 
-    since_met = since_condition_met(default_duckdb_path(os.path.join(work, "lake")), args.crisis_brand, firing,
-                                    produced)
+    try:  # the driver released the warehouse when its loop ended
+        since_met = since_condition_met(default_duckdb_path(os.path.join(work, "lake")), args.crisis_brand, firing,
+                                        produced)
+    except Exception as exc:  # noqa: BLE001 -- e.g. a driver thread that did not stop: the rest still reports
+        print(f"since_condition_met: {exc}", file=sys.stderr)
+        since_met = [None] * len(firing)
     for detail, value in zip(per_alert, since_met):
         detail["since_condition_met_s"] = value
     met_values = [v for v in since_met if v is not None]
