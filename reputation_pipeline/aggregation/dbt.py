@@ -31,7 +31,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from dagster_dbt.asset_utils import get_updated_cli_invocation_params_for_context
 from pydantic import Field
 
-from reputation_pipeline.aggregation.dbt_inprocess import common_args, stream_build
+from reputation_pipeline.aggregation.dbt_inprocess import common_args, parse_ahead, stream_build
 from reputation_pipeline.aggregation.merge import (BASE_TABLES, MERGE_ENV, WINDOW_TABLES, plan_merge, record_merge,
                                                    window_loaded)
 from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource, released
@@ -258,9 +258,7 @@ class ReputationDbtCliResource(DbtCliResource):
                         "--no-use-colors",  # plain log lines on stdout, as the subprocess's were
                         *extra_args,
                         *(["--indirect-selection", params.indirect_selection] if params.indirect_selection else [])]
-                shared = common_args(project_dir=DBT_PROJECT_DIR,
-                                     profiles_dir=self.profiles_dir or os.fspath(DBT_PROJECT_DIR),
-                                     target=self.target, target_path=target_path, dbt_vars=dbt_vars)
+                shared = self._common_args(dbt_vars, target_path)
                 yield from stream_build(context, args=args, shared=shared, manifest_json=params.manifest,
                                         translator=params.dagster_dbt_translator, project=dbt_project,
                                         target_path=target_path)
@@ -269,6 +267,20 @@ class ReputationDbtCliResource(DbtCliResource):
         with released(str(dbt_vars["duckdb_path"])):
             yield from self.cli(["build", "--vars", json.dumps(dict(dbt_vars)), *extra_args], context=context,
                                 target_path=target_path).stream()
+
+
+    def _common_args(self, dbt_vars: Mapping[str, Any], target_path: Path) -> list[str]:
+        return common_args(project_dir=DBT_PROJECT_DIR, profiles_dir=self.profiles_dir or os.fspath(DBT_PROJECT_DIR),
+                           target=self.target, target_path=target_path, dbt_vars=dbt_vars)
+
+    def parse_ahead(self, dbt_vars: Mapping[str, Any]) -> bool:
+        """Start parsing the project for this warehouse in a subprocess, for the first in-process
+        build to read (aggregation/dbt_inprocess.py ``parse_ahead``); False when there is nothing
+        to gain (dbt runs as a subprocess, or the warehouse's target folder has a parse)."""
+        if not self.in_process:
+            return False
+        target_path = state_target_path(dbt_vars, reputation_dbt_assets.op.name)
+        return parse_ahead(self.dbt_executable, self._common_args(dbt_vars, target_path), target_path)
 
 
 def dbt_resource(in_process: bool = True) -> DbtCliResource:

@@ -20,7 +20,9 @@ import contextlib
 import json
 import os
 import queue
+import subprocess
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,41 @@ import dagster as dg
 _LOCK = threading.Lock()  # one dbt invocation at a time in this process
 # (project fingerprint, args) -> (dbt Manifest, the environment variables its parse read)
 _MANIFESTS: dict[tuple, tuple[Any, dict[str, str]]] = {}
+# common args -> a `dbt parse` subprocess writing their target folder's partial_parse.msgpack
+_AHEAD: dict[tuple, subprocess.Popen] = {}
+AHEAD_TIMEOUT_S = 120.0
+
+
+def parse_ahead(executable: str, shared: Sequence[str], target_path: Path) -> bool:
+    """Start ``dbt parse`` with these flags in a subprocess, unless the target folder has a
+    partial parse already: the first in-process parse then reads it (about 2 s on a 2-core
+    machine) instead of parsing the whole project (about 6.6 s). A fresh warehouse has a
+    fresh target folder (``state_target_path``), so its first build would parse in full on
+    the alert path; started with the headless driver, the subprocess parses on the other
+    core while the scoring models load. ``parsed_manifest`` waits for it."""
+    key = tuple(shared)
+    if key in _AHEAD or (Path(target_path) / "partial_parse.msgpack").exists():
+        return False
+    _AHEAD[key] = subprocess.Popen([executable, "parse", *shared, "--quiet", "--no-send-anonymous-usage-stats"],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return True
+
+
+def finish_parse_ahead(shared: Sequence[str] | None = None, timeout_s: float = AHEAD_TIMEOUT_S) -> None:
+    """Wait for the parse started ahead with these flags (every one without), killing one that
+    runs past ``timeout_s``: dbt then parses in process as it would have (a partial parse file it
+    cannot read makes dbt parse in full)."""
+    keys = [tuple(shared)] if shared is not None else list(_AHEAD)
+    deadline = time.monotonic() + timeout_s
+    for key in keys:
+        proc = _AHEAD.pop(key, None)
+        if proc is None:
+            continue
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _project_fingerprint(project_dir: Path) -> str:
@@ -61,6 +98,7 @@ def parsed_manifest(common_args: Sequence[str], project_dir: Path) -> Any:
     kept = _MANIFESTS.get(key)
     if kept is not None and not _env_changed(kept[1]):
         return kept[0]
+    finish_parse_ahead(common_args)  # its partial parse, not a second writer of the target folder
     res = dbtRunner().invoke(["parse", *common_args, "--quiet"])
     if not res.success:
         raise dg.Failure(description=f"dbt parse failed: {res.exception or 'see the dbt log'}")

@@ -35,11 +35,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
+from reputation_pipeline.aggregation.dbt_inprocess import finish_parse_ahead
 from reputation_pipeline.aggregation.reference import reference_fingerprint
 from reputation_pipeline.aggregation.warehouse import WarehouseResource
 from reputation_pipeline.pipeline.instance import headless_instance
@@ -281,21 +283,45 @@ class Driver:
         return {"full_build_ranges": ranges, "full_build_s": round(time.monotonic() - started, 1),
                 "alerts_published": published}
 
+    def _warehouse_resources(self, stack: contextlib.ExitStack) -> tuple[str, WarehouseResource, Any] | None:
+        """(lake URI, warehouse, dbt) as a run gets them (EnvVar fields resolved), open in
+        ``stack``; None unless dbt runs in this process against the project's warehouse."""
+        resources = self.defs.resources or {}
+        warehouse, lake, dbt = (resources.get(k) for k in ("warehouse", "lake", "dbt"))
+        if not (isinstance(warehouse, WarehouseResource) and isinstance(lake, LakeResource)
+                and getattr(dbt, "in_process", False)):
+            return None
+        return (stack.enter_context(lake.process_config_and_initialize_cm()).uri,
+                stack.enter_context(warehouse.process_config_and_initialize_cm()),
+                stack.enter_context(dbt.process_config_and_initialize_cm()))
+
+    def parse_dbt_ahead(self) -> None:
+        """On a warehouse dbt has not built yet, the first build would parse the whole dbt
+        project on the alert path: start that parse now, in a subprocess that runs on the other
+        core while the first scoring run loads the models (aggregation/dbt_inprocess.py
+        ``parse_ahead``)."""
+        try:
+            with contextlib.ExitStack() as stack:
+                found = self._warehouse_resources(stack)
+                if found is not None and hasattr(found[2], "parse_ahead"):
+                    uri, warehouse, dbt = found
+                    if dbt.parse_ahead(warehouse.dbt_vars(uri)):
+                        self.log("dbt: parsing the project ahead for a new warehouse")
+        except Exception as exc:  # noqa: BLE001 -- only a head start: dbt parses in process as before
+            self.log(f"dbt: no parse ahead ({type(exc).__name__}: {exc})")
+
     def hold_warehouse(self) -> None:
         """Keep the warehouse open between micro-batches (aggregation/warehouse.py ``hold``):
         the alert stage's steps then neither reopen it nor checkpoint it, 0.2-0.3 s of every
         micro-batch. Only with dbt in this process (a ``dbt`` subprocess could not open it)."""
         if self._warehouse is not None:  # held already
             return
-        resources = self.defs.resources or {}
-        warehouse, lake, dbt = (resources.get(k) for k in ("warehouse", "lake", "dbt"))
-        if not (isinstance(warehouse, WarehouseResource) and isinstance(lake, LakeResource)
-                and getattr(dbt, "in_process", False)):
-            return
         with contextlib.ExitStack() as stack:  # closed again if the file cannot be opened
-            # EnvVar fields resolved, as in a run
-            uri = stack.enter_context(lake.process_config_and_initialize_cm()).uri
-            stack.enter_context(stack.enter_context(warehouse.process_config_and_initialize_cm()).held(uri))
+            found = self._warehouse_resources(stack)
+            if found is None:
+                return
+            uri, warehouse, _dbt = found
+            stack.enter_context(warehouse.held(uri))
             self._warehouse = stack.pop_all()
 
     def release_warehouse(self) -> None:
@@ -341,12 +367,14 @@ class Driver:
             self.log("ephemeral instance or python_logs handlers configured: the stages run one after the other")
             overlap = False
         self.overlap_used = overlap
+        self.parse_dbt_ahead()
         try:
             if not overlap:
                 return self._run_serially(until_idle, stop, max_cycles, poll_s, retry_errors, on_scored, on_alerted)
             return self._run_overlapped(until_idle, stop, max_cycles, poll_s, retry_errors, on_scored, on_alerted)
         finally:
             self.release_warehouse()
+            finish_parse_ahead()  # no dbt run needed it: let it finish rather than leave it behind
 
     def _run_overlapped(self, until_idle, stop, max_cycles, poll_s, retry_errors, on_scored, on_alerted) -> None:
         scoring_done = threading.Event()
