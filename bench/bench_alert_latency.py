@@ -169,6 +169,9 @@ def main() -> int:
     args.crisis = crisis_schedule(args.crisis_brands.split(","), args.crisis_at, args.crisis_every)
     if args.seconds is None:
         args.seconds = args.crisis[-1][1]
+    args.crisis = [c for c in args.crisis if c[0] < args.seconds]  # the crises the stream reaches
+    if not args.crisis:
+        ap.error("no crisis starts within --seconds")
 
     from reputation_pipeline.stack import local
 
