@@ -268,7 +268,6 @@ class ReputationDbtCliResource(DbtCliResource):
             yield from self.cli(["build", "--vars", json.dumps(dict(dbt_vars)), *extra_args], context=context,
                                 target_path=target_path).stream()
 
-
     def _common_args(self, dbt_vars: Mapping[str, Any], target_path: Path) -> list[str]:
         return common_args(project_dir=DBT_PROJECT_DIR, profiles_dir=self.profiles_dir or os.fspath(DBT_PROJECT_DIR),
                            target=self.target, target_path=target_path, dbt_vars=dbt_vars)
