@@ -284,16 +284,16 @@ class Driver:
                 "alerts_published": published}
 
     def _warehouse_resources(self, stack: contextlib.ExitStack) -> tuple[str, WarehouseResource, Any] | None:
-        """(lake URI, warehouse, dbt) as a run gets them (EnvVar fields resolved), open in
-        ``stack``; None unless dbt runs in this process against the project's warehouse."""
+        """(lake URI, warehouse, dbt) as a run gets them (the lake's and warehouse's EnvVar fields
+        resolved, open in ``stack``; dbt's fields are plain settings); None unless dbt runs in this
+        process against the project's warehouse."""
         resources = self.defs.resources or {}
         warehouse, lake, dbt = (resources.get(k) for k in ("warehouse", "lake", "dbt"))
         if not (isinstance(warehouse, WarehouseResource) and isinstance(lake, LakeResource)
                 and getattr(dbt, "in_process", False)):
             return None
         return (stack.enter_context(lake.process_config_and_initialize_cm()).uri,
-                stack.enter_context(warehouse.process_config_and_initialize_cm()),
-                stack.enter_context(dbt.process_config_and_initialize_cm()))
+                stack.enter_context(warehouse.process_config_and_initialize_cm()), dbt)
 
     def parse_dbt_ahead(self) -> None:
         """On a warehouse dbt has not built yet, the first build would parse the whole dbt
