@@ -117,3 +117,14 @@ def platform() -> str:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print what tests recorded with ``record_property("report", ...)`` (e.g. where the
+    crash test's kills landed), so CI's log shows it without -s."""
+    lines = [f"{r.nodeid}: {v}" for r in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
+             if r.when == "call" for k, v in r.user_properties if k == "report"]
+    if lines:
+        terminalreporter.section("reports")
+        for line in lines:
+            terminalreporter.write_line(line)

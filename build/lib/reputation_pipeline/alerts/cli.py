@@ -1,0 +1,88 @@
+"""``reputation-pipeline alerts tail``: follow the alerts topic."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+
+from reputation_pipeline.alerts.publisher import ALERTS_TOPIC, decode_alert
+
+
+def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, idle_timeout: float | None = None,
+         as_json: bool = False, out=sys.stdout, max_messages: int | None = None) -> int:
+    """Print alerts as they arrive (one JSON object per line with ``as_json``),
+    skipping repeats of an alert_id already shown (consumer-side dedup). Stops
+    after ``idle_timeout`` seconds without a message. Returns the count shown."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+    consumer = Consumer({**settings.client_config(), "group.id": f"reputation-alerts-tail-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+    seen: set[str] = set()
+    shown = 0
+    try:
+        parts: list[int] = []
+        deadline = time.monotonic() + (idle_timeout if idle_timeout is not None else 30)
+        while not parts:
+            md = consumer.list_topics(topic, timeout=10)
+            t = md.topics.get(topic)
+            if t is not None and not t.error and t.partitions:
+                parts = sorted(t.partitions)
+            elif idle_timeout is not None and time.monotonic() > deadline:
+                return 0
+            else:
+                time.sleep(1)
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        consumer.assign([TopicPartition(topic, p, start) for p in parts])
+        last = time.monotonic()
+        while max_messages is None or shown < max_messages:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                if idle_timeout is not None and time.monotonic() - last >= idle_timeout:
+                    break
+                continue
+            last = time.monotonic()
+            alert = decode_alert(msg.value())
+            if alert is None:
+                continue
+            aid = alert.get("alert_id") or dict(msg.headers() or []).get("alert_id", b"").decode()
+            if aid in seen:
+                continue
+            seen.add(aid)
+            shown += 1
+            if as_json:
+                out.write(json.dumps(alert, sort_keys=True) + "\n")
+            else:
+                out.write(f"[{alert.get('status', '?'):8}] [{alert.get('severity') or '-':8}] "
+                          f"{alert.get('summary') or alert.get('brand')}  ({aid[:12]})\n")
+                for post in (alert.get("explanation") or {}).get("top_posts", [])[:3]:
+                    out.write(f"    {post.get('platform')}: {post.get('url')}\n")
+            out.flush()
+    finally:
+        consumer.close()
+    return shown
+
+
+def _cmd_alerts_tail(args) -> int:
+    import os
+
+    from reputation_pipeline.ingest.kafka_client import KafkaSettings
+
+    topic = os.environ.get("REPUTATION_ALERTS_TOPIC") or ALERTS_TOPIC
+    try:
+        tail(KafkaSettings.from_env(), topic, from_beginning=args.from_beginning, idle_timeout=args.idle_timeout,
+             as_json=args.json)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    p = subparsers.add_parser("alerts", help="brand alerts")
+    alerts_sub = p.add_subparsers(dest="alerts_command", required=True)
+    t = alerts_sub.add_parser("tail", help="follow the reputation.alerts topic")
+    t.add_argument("--from-beginning", action="store_true", help="start at the oldest retained alert")
+    t.add_argument("--idle-timeout", type=float, default=None, metavar="S",
+                   help="exit after S seconds without a new alert (default: follow forever)")
+    t.add_argument("--json", action="store_true", help="one JSON alert per line")
+    t.set_defaults(func=_cmd_alerts_tail)

@@ -1,0 +1,230 @@
+"""Execute one plan: read exactly ``[start, end)`` of a partition, validate,
+write Parquet by event hour plus a quarantine file, then commit.
+
+Order of effects (what makes a kill at any instant safe):
+1. data files and the quarantine file, each an atomic PUT/rename under a name
+   fixed by (topic, partition, start, end): a retry overwrites them with
+   identical content;
+2. the commit manifest, a conditional create, written last;
+3. optionally the consumer group's offset, for lag dashboards only.
+"""
+from __future__ import annotations
+
+import atexit
+import io
+import logging
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from reputation_pipeline.ingest import fastpath
+from reputation_pipeline.ingest.kafka_client import platform_of, watermarks
+from reputation_pipeline.ingest.plans import Commit, Plan, PlanLog
+from reputation_pipeline.ingest.validate import Limits
+from reputation_pipeline.lake.schemas import QUARANTINE
+from reputation_pipeline.lake.store import LakeStore
+from reputation_pipeline.partitions import hour_partition_key
+
+log = logging.getLogger(__name__)
+
+CONSUMER_GROUP = "reputation-pipeline-ingest"
+
+
+class RetentionGapError(RuntimeError):
+    """The planned range starts below the log-start offset: data expired unread."""
+
+
+class DrainStalledError(RuntimeError):
+    """The broker stopped returning the planned range (no progress for too long)."""
+
+
+@dataclass
+class DrainSettings:
+    consume_batch: int = 10_000  # messages per consume call, converted together
+    batches_in_flight: int = 2  # converted batches the consumer may run ahead of
+    stall_timeout_s: float = 120.0
+    compression: str = "zstd"
+    row_group_size: int = 50_000
+    commit_group_offsets: bool = True
+
+
+def raw_file_key(platform: str, dt: str, hour: str, plan: Plan) -> str:
+    return (f"raw/posts/platform={platform}/dt={dt}/hour={hour}/"
+            f"{plan.topic}-p{plan.partition}-{plan.start:020d}-{plan.end:020d}.parquet")
+
+
+def quarantine_key(plan: Plan) -> str:
+    return f"quarantine/topic={plan.topic}/p={plan.partition}/{plan.topic}-p{plan.partition}-{plan.start:020d}-{plan.end:020d}.parquet"
+
+
+def _parquet_bytes(table: pa.Table, settings: DrainSettings) -> bytes:
+    buf = io.BytesIO()
+    # one chunk per column: page boundaries (so the bytes) then do not depend on consume batching
+    pq.write_table(table.combine_chunks(), buf, compression=settings.compression, row_group_size=settings.row_group_size)
+    return buf.getvalue()
+
+
+def make_consumer(client_config: dict) -> Consumer:
+    return Consumer({
+        **client_config,
+        "group.id": CONSUMER_GROUP,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "error",  # never jump silently; we always seek explicitly
+        "isolation.level": "read_committed",
+        "enable.partition.eof": True,
+        "fetch.max.bytes": 16 * 1024 * 1024,
+        "queued.max.messages.kbytes": 65536,  # bounds librdkafka's prefetch memory
+        # A drain reads a bounded range and stops: a long-polling fetch (the default waits up to
+        # 500 ms for new data) only holds up the requests queued behind it on the broker
+        # connection, i.e. the next plan's watermarks and fetch: 0.2 s a plan, measured.
+        "fetch.wait.max.ms": 10,
+    })
+
+
+_METADATA_CONSUMERS: dict[tuple, Consumer] = {}
+_METADATA_LOCK = threading.Lock()
+
+
+def metadata_consumer(client_config: dict) -> Consumer:
+    """A consumer for topic metadata and watermarks only (never assigned, never polled),
+    kept for the process: a new one spends about 60 ms connecting before its first answer,
+    on every sensor tick. librdkafka reconnects it by itself, and its queries are
+    thread-safe; the key holds the pid because a forked child cannot use its parent's."""
+    key = (os.getpid(), tuple(sorted(client_config.items())))
+    with _METADATA_LOCK:
+        consumer = _METADATA_CONSUMERS.get(key)
+        if consumer is None:
+            consumer = _METADATA_CONSUMERS[key] = make_consumer(client_config)
+        return consumer
+
+
+@atexit.register
+def close_metadata_consumers() -> None:
+    """Close the kept consumers (before their broker goes away, or they log reconnects)."""
+    with _METADATA_LOCK:
+        kept = [c for (pid, _), c in _METADATA_CONSUMERS.items() if pid == os.getpid()]
+        _METADATA_CONSUMERS.clear()
+    for consumer in kept:
+        consumer.close()
+
+
+def read_range(consumer: Consumer, plan: Plan, settings: DrainSettings, log_start: int) -> Iterator[list[Message]]:
+    """Yield batches of messages with ``start <= offset < end``, tolerating offset gaps."""
+    tp = TopicPartition(plan.topic, plan.partition, plan.start)
+    consumer.assign([tp])
+    position, last_progress = plan.start, time.monotonic()
+    while position < plan.end:
+        msgs = consumer.consume(num_messages=min(settings.consume_batch, plan.end - position), timeout=1.0)
+        progressed = False
+        batch = []
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if err.code() == KafkaError.OFFSET_OUT_OF_RANGE:
+                    raise RetentionGapError(f"{plan.plan_id}: offset out of range (log start {log_start})")
+                if err.retriable() or err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
+                    continue  # librdkafka reconnects by itself; the stall timeout bounds this
+                raise KafkaException(err)
+            offset = msg.offset()
+            if offset >= plan.end:
+                position = plan.end
+                break
+            position, progressed = offset + 1, True
+            batch.append(msg)
+        if batch:
+            yield batch
+        if not progressed and position < plan.end:
+            # transaction markers or compaction leave gaps: trust the fetch position
+            pos = consumer.position([TopicPartition(plan.topic, plan.partition)])[0].offset
+            if pos >= plan.end:
+                break
+            if pos > position:
+                position, progressed = pos, True
+        if progressed:
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > settings.stall_timeout_s:
+            raise DrainStalledError(f"{plan.plan_id}: no progress at offset {position} for {settings.stall_timeout_s:.0f}s")
+
+
+def _convert_batch(batch: list[Message], ctx: fastpath.Context) -> fastpath.ChunkResult:
+    return fastpath.convert([m.value() for m in batch], [m.offset() for m in batch],
+                            [m.timestamp()[1] for m in batch], [m.key() for m in batch], ctx)
+
+
+def _convert_range(consumer: Consumer, plan: Plan, settings: DrainSettings, log_start: int,
+                   ctx: fastpath.Context) -> tuple[list[fastpath.ChunkResult], int]:
+    """Convert the plan's messages, one batch in a worker thread while the next is consumed
+    (Arrow releases the GIL). Returns the results in offset order and the last offset read."""
+    results, pending, last_offset = [], deque(), plan.start - 1
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-convert") as pool:
+        for batch in read_range(consumer, plan, settings, log_start):
+            last_offset = batch[-1].offset()
+            pending.append(pool.submit(_convert_batch, batch, ctx))
+            while len(pending) > settings.batches_in_flight:  # bounds the raw bytes held
+                results.append(pending.popleft().result())
+        results.extend(f.result() for f in pending)
+    return results, last_offset
+
+
+def execute_plan(
+    plan: Plan,
+    *,
+    consumer: Consumer,
+    store: LakeStore,
+    platforms: frozenset[str],
+    limits: Limits = Limits(),
+    settings: DrainSettings = DrainSettings(),
+) -> Commit:
+    plan_log = PlanLog(store)
+    existing = plan_log.get_commit(plan.topic, plan.partition, plan.start)
+    if existing is not None:
+        return existing  # already committed: a replayed run is a no-op
+
+    low, _high = watermarks(consumer, plan.topic, plan.partition, timeout=30)
+    if plan.start < low:
+        plan_log.record_gap(plan.topic, plan.partition, plan.start, low)
+        raise RetentionGapError(
+            f"{plan.plan_id}: offsets {plan.start}..{low - 1} expired before they were drained "
+            f"(log start offset {low}); gap recorded under _ingest/gaps/. Refusing to skip silently.")
+
+    platform = platform_of(plan.topic)
+    ctx = fastpath.Context(plan.topic, plan.partition, platform, frozenset(platforms), limits)
+    results, last_offset = _convert_range(consumer, plan, settings, low, ctx)
+    quarantined = [row for r in results for row in r.quarantine]
+
+    files = []
+    for dt, hour, rows in fastpath.split_by_hour([r.posts for r in results]):
+        key = raw_file_key(platform, dt, hour, plan)
+        store.put(key, _parquet_bytes(rows, settings))
+        files.append({"key": key, "rows": rows.num_rows, "partition_key": hour_partition_key(dt, hour)})
+    qfiles = []
+    if quarantined:
+        key = quarantine_key(plan)
+        store.put(key, _parquet_bytes(pa.Table.from_pylist(quarantined, schema=QUARANTINE), settings))
+        qfiles.append({"key": key, "rows": len(quarantined)})
+    commit = Commit(
+        topic=plan.topic, partition=plan.partition, start=plan.start, end=plan.end,
+        rows=sum(f["rows"] for f in files), quarantined=len(quarantined), files=files,
+        quarantine_files=qfiles, partition_keys=sorted({f["partition_key"] for f in files}),
+        last_offset_read=last_offset,
+    )
+    if not plan_log.commit(commit):
+        # a concurrent run of the same plan committed first; its files are identical
+        commit = plan_log.get_commit(plan.topic, plan.partition, plan.start) or commit
+    if settings.commit_group_offsets:
+        try:  # for lag dashboards only; the lake's commit log is the source of truth
+            consumer.commit(offsets=[TopicPartition(plan.topic, plan.partition, plan.end)], asynchronous=False)
+        except KafkaException as exc:
+            log.warning("could not commit group offset for %s: %s", plan.plan_id, exc)
+    return commit

@@ -1,0 +1,131 @@
+"""The ingest log in the lake: durable plans and commit manifests.
+
+    _ingest/plans/<topic>/p=<partition>/<start:020d>.json     written first
+    _ingest/commits/<topic>/p=<partition>/<start:020d>.json   written last
+    _ingest/gaps/<topic>/p=<partition>/<start:020d>.json      retention gaps
+
+Both plans and commits are conditional creates (``if_absent``), keyed by the
+range start: two planners racing for the same start cannot both win, and a
+batch is committed exactly once. A plan without a commit is pending; its run
+may be retried any number of times because it rewrites the same objects.
+Readers trust a raw file only once the commit that lists it exists.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+
+from reputation_pipeline.lake.store import LakeStore
+from reputation_pipeline.ingest.planner import PlannedRange
+
+TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")  # Kafka's own topic charset
+
+
+def _check_topic(topic: str) -> str:
+    if not TOPIC.match(topic) or topic in (".", ".."):
+        raise ValueError(f"invalid Kafka topic name: {topic!r}")
+    return topic
+
+
+def plan_key(topic: str, partition: int, start: int, kind: str = "plans") -> str:
+    return f"_ingest/{kind}/{_check_topic(topic)}/p={int(partition)}/{int(start):020d}.json"
+
+
+@dataclass
+class Plan:
+    topic: str
+    partition: int
+    start: int
+    end: int
+    planned_at: float = field(default_factory=time.time)
+
+    @property
+    def plan_id(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.start}-{self.end}"
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+
+@dataclass
+class Commit:
+    topic: str
+    partition: int
+    start: int
+    end: int
+    rows: int
+    quarantined: int
+    files: list[dict]  # [{key, rows, partition_key}]
+    quarantine_files: list[dict]
+    partition_keys: list[str]  # Dagster hour partitions touched
+    last_offset_read: int
+    committed_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+
+class PlanLog:
+    def __init__(self, store: LakeStore):
+        self.store = store
+
+    # ---- plans
+    def create_plan(self, topic: str, rng: PlannedRange) -> Plan | None:
+        """Record a plan durably; None if another planner already owns this start."""
+        plan = Plan(topic, rng.partition, rng.start, rng.end)
+        if self.store.put(plan_key(topic, rng.partition, rng.start), plan.to_json(), if_absent=True):
+            return plan
+        return None
+
+    def get_plan(self, topic: str, partition: int, start: int) -> Plan | None:
+        raw = self.store.get(plan_key(topic, partition, start))
+        return Plan(**json.loads(raw)) if raw else None
+
+    def plans(self, topic: str, partition: int, after_start: int | None = None) -> list[Plan]:
+        prefix = f"_ingest/plans/{_check_topic(topic)}/p={int(partition)}/"
+        start_after = plan_key(topic, partition, after_start) if after_start is not None else None
+        out = []
+        for key in self.store.list(prefix, start_after=start_after):
+            raw = self.store.get(key)
+            if raw:
+                out.append(Plan(**json.loads(raw)))
+        return out
+
+    # ---- commits
+    def commit(self, commit: Commit) -> bool:
+        return self.store.put(plan_key(commit.topic, commit.partition, commit.start, "commits"), commit.to_json(), if_absent=True)
+
+    def get_commit(self, topic: str, partition: int, start: int) -> Commit | None:
+        raw = self.store.get(plan_key(topic, partition, start, "commits"))
+        return Commit(**json.loads(raw)) if raw else None
+
+    def is_committed(self, plan: Plan) -> bool:
+        return self.store.exists(plan_key(plan.topic, plan.partition, plan.start, "commits"))
+
+    def commits(self, topic: str, partition: int) -> list[Commit]:
+        prefix = f"_ingest/commits/{_check_topic(topic)}/p={int(partition)}/"
+        return [Commit(**json.loads(self.store.get(k))) for k in self.store.list(prefix)]
+
+    # ---- gaps
+    def record_gap(self, topic: str, partition: int, start: int, log_start: int) -> None:
+        body = json.dumps({"topic": topic, "partition": partition, "planned_start": start,
+                           "log_start_offset": log_start, "lost_offsets": log_start - start,
+                           "detected_at": time.time()}).encode()
+        self.store.put(plan_key(topic, partition, start, "gaps"), body)
+
+    # ---- state for planning
+    def partition_state(self, topic: str, partition: int, hint_start: int | None = None) -> tuple[int | None, list[Plan]]:
+        """(end of the last plan, pending plans), reading only plans after ``hint_start``.
+
+        ``hint_start`` is a start known to be committed (e.g. from a sensor cursor);
+        the lake stays the source of truth, the hint only shortens the listing.
+        """
+        plans = self.plans(topic, partition, after_start=hint_start)
+        if not plans and hint_start is not None:
+            hinted = self.get_plan(topic, partition, hint_start)
+            return (hinted.end if hinted else None), []
+        next_start = plans[-1].end if plans else None
+        pending = [p for p in plans if not self.is_committed(p)]
+        return next_start, pending

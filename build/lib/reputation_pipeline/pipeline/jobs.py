@@ -1,0 +1,61 @@
+"""Asset jobs over the stages (also launchable and backfillable from the UI)."""
+import dagster as dg
+from dagster_dbt import build_dbt_asset_selection
+
+from reputation_pipeline.aggregation import aggregation_assets, reputation_dbt_assets
+from reputation_pipeline.alerts import alerts_assets
+
+scoring_job = dg.define_asset_job(
+    "scoring_job",
+    selection=dg.AssetSelection.assets("post_scores"),
+    description="Score the posts of a range of hour partitions in one run (re-runs skip files already scored by the model version).",
+)
+
+aggregation_job = dg.define_asset_job(
+    "aggregation_job",
+    # dbt models and seeds (and their tests), published marts, alerts; and the scores'
+    # monitoring checks (null rate, label drift) that the live path leaves out
+    selection=dg.AssetSelection.assets(*aggregation_assets, *alerts_assets)
+    | dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("post_scores"), "scores_null_rate"),
+                               dg.AssetCheckKey(dg.AssetKey("post_scores"), "label_drift")),
+    # the full build rebuilds the windows from every lake file (the micro-batches merge new files only)
+    config={"ops": {"reputation_dbt": {"config": {"merge_new_files": False}}}},
+    description="dbt models, seeds and every dbt test (as asset checks), published marts and alerts for a range "
+    "of hour partitions (one dbt invocation, rebuilding the windows from every lake file), with the scores' "
+    "null-rate and drift checks.",
+)
+
+# The headless driver's live path (pipeline/driver.py) in two stages: the scores of a
+# micro-batch, then its dbt models and alerts (with REPUTATION_DRIVER_OVERLAP=1 the next batch
+# is ingested and scored meanwhile).
+live_scoring_job = dg.define_asset_job(
+    "live_scoring_job",
+    # scores_in_range is blocking: bad scores never reach the marts; the monitoring checks
+    # (null rate, drift: seconds per cycle on the live path) run with aggregation_job
+    selection=dg.AssetSelection.assets("post_scores").without_checks()
+    | dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("post_scores"), "scores_in_range")),
+    description="Scores of freshly ingested hours within the alert horizon, with the blocking scores_in_range check.",
+)
+
+# The dbt models and seeds brand_alerts depends on (the whole dbt graph today, minus the tests).
+ALERT_PATH = dg.AssetSelection.assets("brand_alerts").upstream() - dg.AssetSelection.assets("raw_posts", "post_scores")
+# The dbt models that change with the window (tag `window`, dbt_project.yml).
+WINDOW_MODELS = build_dbt_asset_selection([reputation_dbt_assets], dbt_select="tag:window")
+
+micro_batch_job = dg.define_asset_job(
+    "micro_batch_job",
+    selection=(WINDOW_MODELS | dg.AssetSelection.assets("brand_alerts")).without_checks()
+    | dg.AssetSelection.checks_for_assets("brand_alerts"),
+    description="The alert path for a range of freshly scored hours: the dbt models that depend on the window, "
+    "merging only the lake files new to the marts (no dbt tests: aggregation_job runs them, with the published "
+    "marts) and alerts. The seeds and the other views are built by alert_path_job when they change.",
+)
+
+alert_path_job = dg.define_asset_job(
+    "alert_path_job",
+    selection=ALERT_PATH.without_checks() | dg.AssetSelection.checks_for_assets("brand_alerts"),
+    description="micro_batch_job with every dbt model and seed brand_alerts depends on (no dbt tests): the "
+    "first micro-batch of a driver, and whenever the seeds or the dbt project changed.",
+)
+
+pipeline_jobs = [scoring_job, aggregation_job, live_scoring_job, micro_batch_job, alert_path_job]

@@ -1,0 +1,59 @@
+"""Resources shared by every stage (the lake). Stage-specific resources live in
+their stage's folder. Everything that differs between deployments is read from
+the environment through ``dg.EnvVar``, never hard-coded or put in run config."""
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from reputation_pipeline.lake.store import LakeStore, open_lake
+
+DEFAULT_LAKE = "./lake"
+PLATFORMS = ("twitter", "reddit", "facebook", "instagram", "tiktok", "youtube")
+
+
+def lake_uri_from_env() -> str:
+    return os.environ.get("REPUTATION_LAKE") or DEFAULT_LAKE
+
+
+class LakeResource(dg.ConfigurableResource):
+    """Where the lake lives: a folder (default ``./lake``) or ``s3://bucket/prefix``.
+
+    S3 access goes through dagster-aws's ``S3Resource``; credentials and the
+    endpoint come from the standard AWS environment variables.
+    """
+
+    uri: str = DEFAULT_LAKE
+    s3: S3Resource | None = None  # None: dagster-aws defaults from the AWS_* environment
+
+    def open(self) -> LakeStore:
+        if self.uri.startswith("s3://"):
+            s3 = self.s3 or _s3_from_env()
+            return open_lake(self.uri, s3.get_client())
+        return open_lake(self.uri)
+
+
+def _s3_from_env() -> S3Resource:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return S3Resource(endpoint_url=endpoint) if endpoint else S3Resource()
+
+
+def default_lake_resource() -> LakeResource:
+    if os.environ.get("REPUTATION_LAKE"):
+        return LakeResource(uri=dg.EnvVar("REPUTATION_LAKE"))
+    return LakeResource(uri=DEFAULT_LAKE)
+
+
+def platforms_from_env() -> frozenset[str]:
+    """Platforms to ingest: ``REPUTATION_PLATFORMS`` (comma-separated) or the defaults.
+    A platform name becomes a path segment, so only [a-z0-9_] is accepted."""
+    import re
+
+    raw = os.environ.get("REPUTATION_PLATFORMS")
+    names = [p.strip() for p in raw.split(",")] if raw else list(PLATFORMS)
+    bad = [n for n in names if not re.fullmatch(r"[a-z0-9_]{1,32}", n)]
+    if bad:
+        raise ValueError(f"REPUTATION_PLATFORMS has invalid names {bad}: use [a-z0-9_]")
+    return frozenset(n for n in names if n)

@@ -1,0 +1,117 @@
+"""``models train`` / ``models eval`` subcommands, hooked into the project CLI
+through :func:`register_cli`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _train(args: argparse.Namespace) -> int:
+    from reputation_pipeline.scoring.models import DEFAULT_MODELS_DIR
+
+    out = Path(args.out) if args.out else DEFAULT_MODELS_DIR
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    if args.method == "heads":  # the frozen-encoder baseline
+        from reputation_pipeline.scoring.train import train
+
+        train(out, data_dir=args.data, cache_dir=args.cache_dir, hidden=128 if args.hidden is None else args.hidden,
+              epochs=args.epochs or 30,
+              seed=args.seed, threads=args.threads, log=log)
+        return 0
+    from reputation_pipeline.scoring.finetune import FinetuneConfig, train as finetune
+
+    defaults = FinetuneConfig()
+    cfg = FinetuneConfig(
+        epochs=args.epochs or defaults.epochs, batch_size=args.batch_size or defaults.batch_size,
+        lr=args.lr or defaults.lr, head_lr=args.head_lr or defaults.head_lr, rank=args.rank or defaults.rank,
+        alpha=args.alpha or defaults.alpha, head_hidden=args.hidden if args.hidden is not None else defaults.head_hidden,
+        features=tuple(args.features.split(",")) if args.features else defaults.features,
+        seed=args.seed, limit=args.limit,
+        aux_tasks=tuple(x for x in args.aux.split(",") if x) if args.aux is not None else defaults.aux_tasks,
+        oversample=tuple(x for x in args.oversample.split(",") if x) if args.oversample is not None else defaults.oversample,
+        ema=args.ema if args.ema is not None else defaults.ema,
+        label_smoothing=args.label_smoothing if args.label_smoothing is not None else defaults.label_smoothing)
+    finetune(out, data_dir=args.data, config=cfg, device=args.device, threads=args.threads,
+             calibrate_after=not args.no_calibrate, log=log)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import torch
+
+    from reputation_pipeline.scoring.calibrate import calibrate
+    from reputation_pipeline.scoring.models import resolve_ref
+
+    torch.set_num_threads(args.threads)
+    calibrate(Path(resolve_ref(args.model)), data_dir=args.data, log=lambda m: print(m, flush=True))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from reputation_pipeline.scoring.evaluate import evaluate
+
+    torch.set_num_threads(args.threads)
+    name, value, info = evaluate(args.task, args.texts, args.labels, args.model, quantize=args.int8)
+    print(f"task={args.task} model={args.model} int8={args.int8} n={info['n']} seconds={info['seconds']}")
+    print(f"{name}={value:.3f}")
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add ``models train`` and ``models eval`` to an argparse subparsers object.
+    Each leaf parser sets ``func`` (call ``args.func(args)``; returns an exit code)."""
+    from reputation_pipeline.scoring.train import SEED
+
+    models = subparsers.add_parser("models", help="train / evaluate the scoring models")
+    sub = models.add_subparsers(dest="models_command", required=True)
+    t = sub.add_parser("train", help="train the default models (LoRA-tuned MiniLM + heads) into default_models/")
+    t.add_argument("--out", help="output folder (default: the package's default_models/)")
+    t.add_argument("--data", help="labeled data folder (default: ../shared/data or $REPUTATION_SCORING_DATA)")
+    t.add_argument("--method", choices=["lora", "heads"], default="lora",
+                   help="lora: fine-tune the encoder with adapters (default); heads: frozen encoder baseline")
+    t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    t.add_argument("--epochs", type=int, help="default: 4 (lora) / 30 (heads)")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--head-lr", type=float)
+    t.add_argument("--rank", type=int)
+    t.add_argument("--alpha", type=float)
+    t.add_argument("--hidden", type=int, help="head hidden units (0 = linear head)")
+    t.add_argument("--features", help="pooled features, e.g. mean:6 or mean:5,mean:6,cls:6")
+    t.add_argument("--aux", help="auxiliary TweetEval tasks trained beside the three, e.g. emotion,irony ('' = none)")
+    t.add_argument("--oversample", help="task=factor passes per epoch, e.g. offensive=2 ('' = none)")
+    t.add_argument("--ema", type=float, help="decay of the weights' moving average kept as the model (0 = off)")
+    t.add_argument("--label-smoothing", type=float)
+    t.add_argument("--no-calibrate", action="store_true", help="skip the decision calibration after training")
+    t.add_argument("--limit", type=int, default=0, help="cap examples per task (smoke runs)")
+    t.add_argument("--cache-dir", help="heads method: encoder feature cache (default ~/.cache/reputation_pipeline/features)")
+    t.add_argument("--seed", type=int, default=SEED)
+    t.add_argument("--threads", type=int, default=2)
+    t.set_defaults(func=_train)
+    c = sub.add_parser("calibrate", help="fit a bundle's per-task decision biases on the training dev split (in place)")
+    c.add_argument("--model", default="default", help="'default' or a heads bundle folder")
+    c.add_argument("--data", help="labeled data folder (default: ../shared/data or $REPUTATION_SCORING_DATA)")
+    c.add_argument("--threads", type=int, default=2)
+    c.set_defaults(func=_calibrate)
+    e = sub.add_parser("eval", help="print a task's metric on TweetEval-format files")
+    e.add_argument("--task", required=True, choices=["sentiment", "offensive", "hate"])
+    e.add_argument("--texts", required=True, type=Path)
+    e.add_argument("--labels", required=True, type=Path)
+    e.add_argument("--model", default="default", help="'default', a heads bundle, a local model path or hub id")
+    e.add_argument("--int8", action="store_true", help="int8 dynamically quantized encoder (optional fast path)")
+    e.add_argument("--threads", type=int, default=2)
+    e.set_defaults(func=_eval)
+
+
+def main(argv: list[str] | None = None) -> int:  # python -m reputation_pipeline.scoring.cli models ...
+    parser = argparse.ArgumentParser(prog="reputation-pipeline")
+    register_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Local development/test stack: Apache Kafka (KRaft) and an S3 endpoint (moto)."""

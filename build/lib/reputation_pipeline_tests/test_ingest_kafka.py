@@ -1,0 +1,166 @@
+"""Ingest against the real broker and both lake backends (local folder, S3 endpoint)."""
+import json
+import threading
+from collections import Counter
+
+import pyarrow.compute as pc
+import pytest
+from confluent_kafka import Producer
+
+from reputation_pipeline.ingest.drain import RetentionGapError
+from reputation_pipeline.ingest.headless import drain_until_idle
+from reputation_pipeline.ingest.kafka_client import topic_for
+from reputation_pipeline.ingest.planner import PlanningPolicy
+from reputation_pipeline.ingest.plans import PlanLog
+from reputation_pipeline.ingest.produce import ensure_topic, produce
+from reputation_pipeline.ingest.synthetic import BAD_CLASSES, BAD_REASONS
+from reputation_pipeline.lake.read import read_parquet_prefix
+from reputation_pipeline.lake.store import open_lake
+
+pytestmark = pytest.mark.kafka
+
+
+def _raw(store):
+    return read_parquet_prefix(store, "raw/posts/", columns=["post_id", "kafka_partition", "kafka_offset"])
+
+
+def test_drain_20k_good_500_bad_over_4_partitions(kafka_settings, lake_uri, platform):
+    produce(kafka_settings, platform, 20_000, bad=500, partitions=4, progress=False)
+    store = open_lake(lake_uri)
+    summary = drain_until_idle(kafka_settings, store, frozenset({platform}), policy=PlanningPolicy(max_records=3000))
+    assert summary.rows == 20_000 and summary.quarantined == 500
+    assert all(n == 0 for n in summary.lag[topic_for(platform)].values())
+
+    raw = _raw(store)
+    assert raw.num_rows == 20_000
+    assert len(pc.unique(raw["post_id"])) == 20_000
+    assert set(raw["kafka_partition"].to_pylist()) == {0, 1, 2, 3}
+
+    q = read_parquet_prefix(store, "quarantine/")
+    assert q.num_rows == 500
+    assert set(q.column_names) >= {"reason", "detail", "topic", "partition", "offset", "raw"}
+    reasons = Counter(q["reason"].to_pylist())
+    assert set(reasons) == {BAD_REASONS[k] for k in BAD_CLASSES}
+    assert all(d for d in q["detail"].to_pylist()) and all(r for r in q["raw"].to_pylist())
+    # every offset of the topic is accounted for exactly once: good rows + quarantine
+    offsets = Counter(zip(raw["kafka_partition"].to_pylist(), raw["kafka_offset"].to_pylist()))
+    offsets.update(zip(q["partition"].to_pylist(), q["offset"].to_pylist()))
+    assert len(offsets) == 20_500 and max(offsets.values()) == 1
+
+    # draining again is a no-op
+    again = drain_until_idle(kafka_settings, store, frozenset({platform}))
+    assert again.rows == 0 and again.batches == 0
+    assert _raw(store).num_rows == 20_000
+
+
+def test_files_are_partitioned_by_event_hour_with_deterministic_names(kafka_settings, tmp_path, platform):
+    produce(kafka_settings, platform, 2000, partitions=2, progress=False)
+    store = open_lake(str(tmp_path / "lake"))
+    drain_until_idle(kafka_settings, store, frozenset({platform}))
+    keys = [k for k in store.list("raw/posts/") if k.endswith(".parquet")]
+    assert keys
+    for key in keys:
+        parts = key.split("/")
+        assert parts[2] == f"platform={platform}" and parts[3].startswith("dt=") and parts[4].startswith("hour=")
+        assert parts[5].startswith(f"{topic_for(platform)}-p")
+    # late posts land in their own (past) hours, reported as touched partitions
+    commits = [c for p in (0, 1) for c in PlanLog(store).commits(topic_for(platform), p)]
+    assert len({k for c in commits for k in c.partition_keys}) > 1
+
+
+def test_duplicate_post_ids_are_kept_in_raw_with_their_offsets(kafka_settings, tmp_path, platform):
+    """raw/posts is a faithful log of the topic (one row per offset); dedup by
+    post_id happens downstream (scoring scores unique ids, dbt stg_posts keeps
+    the latest offset). Here: the duplicate is visible, never silently lost."""
+    topic = topic_for(platform)
+    ensure_topic(kafka_settings, topic, 1)
+    post = {"post_id": "dup-1", "platform": platform, "author_id": "a1", "text": "same post twice",
+            "created_at": "2026-11-26T10:00:00+00:00"}
+    p = Producer(kafka_settings.client_config())
+    for _ in range(2):
+        p.produce(topic, key=b"dup-1", value=json.dumps(post).encode())
+    p.flush(10)
+    store = open_lake(str(tmp_path / "lake"))
+    drain_until_idle(kafka_settings, store, frozenset({platform}))
+    raw = _raw(store)
+    assert raw["post_id"].to_pylist() == ["dup-1", "dup-1"]
+    assert sorted(raw["kafka_offset"].to_pylist()) == [0, 1]
+
+
+def test_concurrent_drains_do_not_duplicate(kafka_settings, lake_uri, platform):
+    produce(kafka_settings, platform, 6000, partitions=3, progress=False)
+    store = open_lake(lake_uri)
+    errors = []
+
+    def worker():
+        try:
+            drain_until_idle(kafka_settings, open_lake(lake_uri), frozenset({platform}),
+                             policy=PlanningPolicy(max_records=500))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    raw = _raw(store)
+    assert raw.num_rows == 6000 and len(pc.unique(raw["post_id"])) == 6000
+
+
+def test_retention_gap_fails_loudly_and_is_recorded(kafka_settings, tmp_path, platform):
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    topic = topic_for(platform)
+    produce(kafka_settings, platform, 300, partitions=1, progress=False)
+    store = open_lake(str(tmp_path / "lake"))
+    drain_until_idle(kafka_settings, store, frozenset({platform}), policy=PlanningPolicy(max_records=100), max_ticks=1)
+    produce(kafka_settings, platform, 300, partitions=1, progress=False)
+    # retention expires offsets that were never drained (delete-records = what retention does)
+    admin = AdminClient(kafka_settings.client_config())
+    fut = admin.delete_records([TopicPartition(topic, 0, 450)])
+    list(fut.values())[0].result(timeout=30)
+    with pytest.raises(RetentionGapError, match="expired"):
+        drain_until_idle(kafka_settings, store, frozenset({platform}), policy=PlanningPolicy(max_records=100))
+    gaps = list(store.list(f"_ingest/gaps/{topic}/"))
+    assert gaps
+    gap = json.loads(store.get(gaps[0]))
+    assert gap["log_start_offset"] == 450 and gap["lost_offsets"] > 0
+
+
+def test_unconfigured_posts_topic_is_warned_about_once(kafka_settings, tmp_path, platform):
+    """A posts topic whose platform is not configured is skipped with one warning,
+    not one per sensor tick (the cursor remembers it)."""
+    import time
+
+    from reputation_pipeline.ingest.drain import make_consumer
+    from reputation_pipeline.ingest.tick import plan_tick
+
+    ensure_topic(kafka_settings, topic_for(platform), 1)
+    plan_log = PlanLog(open_lake(str(tmp_path / "lake")))
+    consumer = make_consumer(kafka_settings.client_config())
+    try:
+        first = plan_tick(consumer, plan_log, frozenset({"not-" + platform}), PlanningPolicy(), {}, time.time())
+        second = plan_tick(consumer, plan_log, frozenset({"not-" + platform}), PlanningPolicy(), first.cursor, time.time())
+    finally:
+        consumer.close()
+    assert [w for w in first.warnings if topic_for(platform) in w]
+    assert not [w for w in second.warnings if topic_for(platform) in w]
+    assert topic_for(platform) not in first.cursor  # never planned
+
+
+def test_sensor_keeps_its_metadata_consumer_and_sees_new_topics(kafka_settings, platform):
+    """kafka_posts_sensor reuses one consumer per process for metadata and watermarks
+    (a new one costs a connection per tick); it still sees topics created after it."""
+    from reputation_pipeline.ingest.drain import metadata_consumer
+    from reputation_pipeline.ingest.tick import posts_topics
+
+    conf = kafka_settings.client_config()
+    kept = metadata_consumer(conf)
+    assert metadata_consumer(dict(conf)) is kept
+    assert metadata_consumer({**conf, "client.id": "another-client"}) is not kept
+    assert topic_for(platform) not in posts_topics(kept, frozenset({platform}))[0]
+    ensure_topic(kafka_settings, topic_for(platform), 1)
+    assert posts_topics(kept, frozenset({platform}))[0] == [topic_for(platform)]

@@ -1,0 +1,115 @@
+"""Pure parts of the headless driver."""
+from reputation_pipeline.pipeline.driver import contiguous_ranges
+
+
+def test_touched_hours_group_into_contiguous_ranges():
+    hours = {"2026-11-26-03:00", "2026-11-26-04:00", "2026-11-26-06:00", "2026-11-20-01:00"}
+    assert contiguous_ranges(hours) == [("2026-11-20-01:00", "2026-11-20-01:00"),
+                                        ("2026-11-26-03:00", "2026-11-26-06:00")]
+    assert contiguous_ranges(hours, max_gap_hours=1) == [("2026-11-20-01:00", "2026-11-20-01:00"),
+                                                         ("2026-11-26-03:00", "2026-11-26-04:00"),
+                                                         ("2026-11-26-06:00", "2026-11-26-06:00")]
+    assert contiguous_ranges({"2026-12-31-23:00", "2027-01-01-00:00"}) == [("2026-12-31-23:00", "2027-01-01-00:00")]
+
+
+def test_only_hours_that_can_still_page_are_on_the_alert_path():
+    from datetime import datetime, timezone
+
+    from reputation_pipeline.pipeline.driver import split_by_horizon
+
+    horizon = datetime(2026, 11, 26, 6, 30, tzinfo=timezone.utc)
+    touched = {"2026-11-26-07:00", "2026-11-26-06:00", "2026-11-26-05:00", "2026-11-20-01:00"}
+    live, late = split_by_horizon(touched, horizon)
+    # the 06:00 window ends at 07:00, after the horizon: its alerts may still be published
+    assert live == {"2026-11-26-07:00", "2026-11-26-06:00"}
+    assert late == {"2026-11-26-05:00", "2026-11-20-01:00"}
+    assert split_by_horizon(touched, None) == (touched, set())  # publishing history: everything
+
+
+def test_live_jobs_split_the_alert_path_without_dbt_tests():
+    """live_scoring_job: the scores with their blocking range check; micro_batch_job: the dbt
+    models tagged `window` and the alerts; alert_path_job: every dbt model and seed
+    brand_alerts depends on, and the alerts; none runs a dbt test. aggregation_job keeps every
+    dbt test as an asset check, and the scores' monitoring checks."""
+    from reputation_pipeline.definitions import defs
+
+    def graph(job):
+        g = defs.resolve_job_def(job).asset_layer.asset_graph
+        return {k.to_user_string() for k in g.executable_asset_keys}, {k.name for k in g.asset_check_keys}
+
+    assert graph("live_scoring_job") == ({"post_scores"}, {"scores_in_range"})
+    micro, micro_checks = graph("micro_batch_job")
+    assert micro == {"base_raw_posts", "base_post_scores", "stg_posts", "stg_post_scores", "fct_posts",
+                     "fct_brand_mentions", "fct_brand_risk_window", "brand_alerts"}
+    assert micro_checks == {"alert_outbox_drained"}
+    path, path_checks = graph("alert_path_job")
+    assert micro | {"mart_alert_candidates", "int_posts_scored", "brands", "alert_rules"} <= path
+    assert not path & {"post_scores", "raw_posts", "published_marts"} and path_checks == {"alert_outbox_drained"}
+    _, full_checks = graph("aggregation_job")
+    assert "not_null_stg_posts_post_id" in full_checks and len(full_checks) > 50
+    assert {"scores_null_rate", "label_drift"} <= full_checks
+
+
+def test_reference_fingerprint_follows_seeds_and_brands_override(tmp_path, monkeypatch):
+    import shutil
+
+    from reputation_pipeline.aggregation.dbt import DBT_PROJECT_DIR
+    from reputation_pipeline.aggregation.reference import reference_fingerprint
+
+    project = tmp_path / "dbt"
+    for part in ("models", "seeds", "macros"):
+        shutil.copytree(DBT_PROJECT_DIR / part, project / part)
+    shutil.copy(DBT_PROJECT_DIR / "dbt_project.yml", project)
+    before = reference_fingerprint(project)
+    assert reference_fingerprint(project) == before
+    with open(project / "seeds" / "alert_silences.csv", "a") as f:
+        f.write("acme,risk_threshold,2026-01-01T00:00:00Z,2026-01-02T00:00:00Z,test\n")
+    edited = reference_fingerprint(project)
+    assert edited != before
+    monkeypatch.setenv("REPUTATION_BRANDS_CSV", str(tmp_path / "brands.csv"))
+    assert reference_fingerprint(project) != edited
+
+
+def test_headless_instance_shares_storage_without_capture_or_dictconfig():
+    import dagster as dg
+    from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+
+    from reputation_pipeline.pipeline.instance import headless_instance
+
+    with dg.instance_for_test() as instance:
+        h = headless_instance(instance)
+        assert isinstance(h.compute_log_manager, NoOpComputeLogManager)
+        assert h.root_directory == instance.root_directory and h.overlap_safe
+        assert h.get_yaml_python_handlers() == []
+
+
+def test_dbt_resource_hooks_exist():
+    """ReputationDbtCliResource overrides two private members of dagster-dbt's resource
+    (dbt version asked once per process, no in-process adapter): fail loudly if an
+    upgrade renames them."""
+    from dagster_dbt import DbtCliResource
+
+    from reputation_pipeline.aggregation.dbt import ReputationDbtCliResource, dbt_resource
+
+    assert hasattr(DbtCliResource, "_cli_version") and hasattr(DbtCliResource, "_initialize_dbt_core_adapter")
+    res = dbt_resource()
+    assert isinstance(res, ReputationDbtCliResource)
+    assert res._cli_version.major == 1 and res._initialize_dbt_core_adapter(["build"]) is None
+
+
+def test_dbt_window_reaches_dbt_through_the_environment_only_for_the_invocation():
+    import os
+    from datetime import datetime, timezone
+
+    from reputation_pipeline.aggregation.dbt import WINDOW_ENV, state_target_path, window_env
+
+    start, end = datetime(2026, 11, 26, 6, tzinfo=timezone.utc), datetime(2026, 11, 26, 8, tzinfo=timezone.utc)
+    before = {k: os.environ.get(k) for k in WINDOW_ENV.values()}
+    with window_env(start, end):
+        assert os.environ[WINDOW_ENV["min_date"]] == "2026-11-26T06:00:00+00:00"
+        assert os.environ[WINDOW_ENV["max_date"]] == "2026-11-26T08:00:00+00:00"
+    assert {k: os.environ.get(k) for k in WINDOW_ENV.values()} == before
+    # one target folder per warehouse, so dbt's partial parsing carries over between runs
+    a = state_target_path({"lake_root": "/a", "duckdb_path": "/a/w.duckdb"}, "reputation_dbt")
+    assert a == state_target_path({"duckdb_path": "/a/w.duckdb", "lake_root": "/a"}, "reputation_dbt")
+    assert a != state_target_path({"lake_root": "/b", "duckdb_path": "/b/w.duckdb"}, "reputation_dbt")
