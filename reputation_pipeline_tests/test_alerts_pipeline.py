@@ -144,6 +144,6 @@ def test_alerts_tail_prints_json_lines(kafka_bootstrap):
     p.flush(10)
     out = io.StringIO()
     shown = tail(KafkaSettings(bootstrap_servers=kafka_bootstrap), pub.topic, from_beginning=True,
-                 idle_timeout=3, as_json=True, out=out)
+                 to_end=True, as_json=True, out=out)
     lines = out.getvalue().splitlines()
     assert shown == 1 and json.loads(lines[0])["alert_id"] == aid

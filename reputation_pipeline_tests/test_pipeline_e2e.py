@@ -20,7 +20,7 @@ RISK_RULES_IGNORED = {"no_data"}  # 'no data' is about ingest health, not brand 
 
 def _alerts(kafka_settings, topic) -> list[dict]:
     out = io.StringIO()
-    tail(kafka_settings, topic, from_beginning=True, idle_timeout=3.0, as_json=True, out=out)
+    tail(kafka_settings, topic, from_beginning=True, to_end=True, as_json=True, out=out)
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 

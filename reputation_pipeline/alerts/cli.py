@@ -10,10 +10,13 @@ from reputation_pipeline.alerts.publisher import ALERTS_TOPIC, decode_alert
 
 
 def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, idle_timeout: float | None = None,
-         as_json: bool = False, out=sys.stdout, max_messages: int | None = None) -> int:
+         as_json: bool = False, out=sys.stdout, max_messages: int | None = None, to_end: bool = False) -> int:
     """Print alerts as they arrive (one JSON object per line with ``as_json``),
     skipping repeats of an alert_id already shown (consumer-side dedup). Stops
-    after ``idle_timeout`` seconds without a message. Returns the count shown."""
+    after ``idle_timeout`` seconds without a message, or with ``to_end`` once every
+    partition is read up to the end it had when the tail started (an offset, not a
+    timer: what a script or test that wants "every alert so far" needs). Returns the
+    count shown."""
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
     consumer = Consumer({**settings.client_config(), "group.id": f"reputation-alerts-tail-{uuid.uuid4().hex}",
@@ -28,14 +31,22 @@ def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, i
             t = md.topics.get(topic)
             if t is not None and not t.error and t.partitions:
                 parts = sorted(t.partitions)
-            elif idle_timeout is not None and time.monotonic() > deadline:
-                return 0
+            elif to_end or (idle_timeout is not None and time.monotonic() > deadline):
+                return 0  # no such topic: nothing was ever published to it
             else:
                 time.sleep(1)
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
         consumer.assign([TopicPartition(topic, p, start) for p in parts])
+        # the end of each partition now; read_committed: the last stable offset
+        ends = {}
+        for p in parts if to_end and from_beginning else []:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > max(low, 0):  # an empty partition has nothing to wait for
+                ends[p] = high
         last = time.monotonic()
         while max_messages is None or shown < max_messages:
+            if to_end and all(_position(consumer, topic, p) >= end for p, end in ends.items()):
+                break
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 if idle_timeout is not None and time.monotonic() - last >= idle_timeout:
@@ -63,6 +74,13 @@ def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, i
     return shown
 
 
+def _position(consumer, topic: str, partition: int) -> int:
+    """The next offset this consumer will read (negative until it has fetched)."""
+    from confluent_kafka import TopicPartition
+
+    return consumer.position([TopicPartition(topic, partition)])[0].offset
+
+
 def _cmd_alerts_tail(args) -> int:
     import os
 
@@ -71,7 +89,7 @@ def _cmd_alerts_tail(args) -> int:
     topic = os.environ.get("REPUTATION_ALERTS_TOPIC") or ALERTS_TOPIC
     try:
         tail(KafkaSettings.from_env(), topic, from_beginning=args.from_beginning, idle_timeout=args.idle_timeout,
-             as_json=args.json)
+             as_json=args.json, to_end=args.to_end)
     except KeyboardInterrupt:
         pass
     return 0
@@ -84,5 +102,7 @@ def register_cli(subparsers) -> None:
     t.add_argument("--from-beginning", action="store_true", help="start at the oldest retained alert")
     t.add_argument("--idle-timeout", type=float, default=None, metavar="S",
                    help="exit after S seconds without a new alert (default: follow forever)")
+    t.add_argument("--to-end", action="store_true",
+                   help="exit once every alert published before the tail started has been read")
     t.add_argument("--json", action="store_true", help="one JSON alert per line")
     t.set_defaults(func=_cmd_alerts_tail)
