@@ -66,6 +66,12 @@ def _cmd_demo(args) -> int:
     return run_demo(args.calm_posts, args.crisis_posts)
 
 
+def _cmd_dev(args) -> int:
+    from reputation_pipeline.pipeline.dev import run_dev
+
+    return run_dev(port=args.port, host=args.host, verbose=args.verbose)
+
+
 def build_parser(cmd: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reputation-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +100,13 @@ def build_parser(cmd: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="drive the whole chain headless (sensor, ingest, scoring, dbt, alerts)")
     p.add_argument("--until-idle", action="store_true", required=True)
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("dev", help="the Dagster webserver and daemon on DAGSTER_HOME (default ./.dagster): "
+                       "sensors drain Kafka and run the live pipeline")
+    p.add_argument("--port", "-p", type=int, default=3000)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--verbose", action="store_true", help="show the webserver's, daemon's and runs' logs here too")
+    p.set_defaults(func=_cmd_dev)
 
     p = sub.add_parser("demo", help="start the local stack, stream posts with a crisis, run the pipeline, show alerts")
     p.add_argument("--calm-posts", type=int, default=800, help="posts per platform before the crisis")

@@ -90,6 +90,7 @@ def materialization_events(topic: str, outcome) -> list[dg.AssetMaterialization]
 
 @dg.job(
     description="Drain one planned batch of Kafka offset ranges into the raw-posts lake.",
+    executor_def=dg.in_process_executor,  # one op: no second process to start
     tags={"team": "data-platform"},
 )
 def ingest_job():

@@ -52,7 +52,7 @@ def retry_requests(pending: list[Batch], now: float) -> list[dg.RunRequest]:
 
 @dg.sensor(
     job=ingest_job,
-    minimum_interval_seconds=10,
+    minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Plans offset ranges on every social.posts.<platform> topic and requests one ingest run per batch.",
 )

@@ -7,11 +7,17 @@ from pathlib import Path
 
 import dagster as dg
 
-# One writer for the DuckDB warehouse: every asset that opens it runs in the
-# `duckdb` pool, limited to one slot here (and in any production dagster.yaml).
-# Runs and events in SQLite under history/ (as Dagster's default), with pooled
-# connections and one event-log file (pipeline/storage.py): a micro-batch's runs pay
-# no per-run database. Production instances name Postgres storage here instead.
+# The instance a new DAGSTER_HOME gets (`reputation-pipeline dev`, `run`, `demo`), sized for
+# a 2-core machine; docs/operations.md says what to raise on larger ones.
+# - pools: one slot per pool: one DuckDB writer (`duckdb`), one encoder (`encoder`).
+# - run queue: at most 3 runs at once, one per lane (ingest, live, catchup; the live
+#   sensor also waits for its lane's run): the queue stays bounded whatever the input rate.
+# - run launcher: Dagster's subprocess launcher with a worker health check
+#   (pipeline/launcher.py), so run monitoring fails the runs whose process died and
+#   run_retries re-executes them.
+# - runs and events in SQLite under history/, with pooled connections and one event-log
+#   file (pipeline/storage.py). Production instances name Postgres storage here instead.
+# - sensors on threads: a slow Kafka metadata call never delays the live sensor.
 DAGSTER_YAML = """\
 run_storage:
   module: reputation_pipeline.pipeline.storage
@@ -23,12 +29,46 @@ event_log_storage:
   class: PooledSqliteEventLogStorage
   config:
     base_dir: {event_log}
+run_launcher:
+  module: reputation_pipeline.pipeline.launcher
+  class: LocalRunLauncher
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
 concurrency:
   pools:
     default_limit: 1
+  runs:
+    max_concurrent_runs: 3
+    tag_concurrency_limits:
+      - key: reputation/lane
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+      - key: dagster/job_name
+        value: ingest_job
+        limit: 1
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 5
+  start_timeout_seconds: 120
+  max_resume_run_attempts: 0
+  # a run whose process died holds its pool slots (encoder, duckdb) until freed here
+  free_slots_after_run_end_seconds: 10
 run_retries:
   enabled: true
   max_retries: 2
+sensors:
+  use_threads: true
+  num_workers: 4
+retention:
+  sensor:
+    purge_after_days:
+      skipped: 1
+      failure: 7
+      success: 7
 telemetry:
   enabled: false
 """

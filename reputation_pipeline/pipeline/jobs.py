@@ -4,6 +4,8 @@ from dagster_dbt import build_dbt_asset_selection
 
 from reputation_pipeline.aggregation import aggregation_assets, reputation_dbt_assets
 from reputation_pipeline.alerts import alerts_assets
+from reputation_pipeline.pipeline.live import (CATCHUP_JOB, FULL_BUILD_CONFIG, LIVE_FULL_JOB, LIVE_JOB,
+                                               build_live_sensor)
 
 scoring_job = dg.define_asset_job(
     "scoring_job",
@@ -58,4 +60,38 @@ alert_path_job = dg.define_asset_job(
     "first micro-batch of a driver, and whenever the seeds or the dbt project changed.",
 )
 
-pipeline_jobs = [scoring_job, aggregation_job, live_scoring_job, micro_batch_job, alert_path_job]
+# The daemon's live path (pipeline/live.py): each run does its whole micro-batch in one process
+# (in_process_executor), so the models load once and dbt runs in that process, instead of a
+# process per step, each importing torch and dbt again.
+SCORES = dg.AssetSelection.assets("post_scores").without_checks() | dg.AssetSelection.checks(
+    dg.AssetCheckKey(dg.AssetKey("post_scores"), "scores_in_range"))
+
+live_job = dg.define_asset_job(
+    LIVE_JOB,
+    selection=SCORES | micro_batch_job.selection,
+    executor_def=dg.in_process_executor,
+    description="The live micro-batch of the daemon: scores of the freshly ingested hours within the alert horizon, "
+    "the dbt models that change with the window (merging the new lake files) and alerts, in one run.",
+)
+
+live_full_job = dg.define_asset_job(
+    LIVE_FULL_JOB,
+    selection=SCORES | alert_path_job.selection,
+    executor_def=dg.in_process_executor,
+    description="live_job with every dbt model and seed brand_alerts depends on: the first live run, and whenever "
+    "the dbt project or the brands changed or a live run failed.",
+)
+
+catchup_job = dg.define_asset_job(
+    CATCHUP_JOB,
+    selection=SCORES | aggregation_job.selection,
+    config=FULL_BUILD_CONFIG,
+    executor_def=dg.in_process_executor,
+    description="Catch-up on a slower cadence: scores of late hours, the full dbt build with every test, "
+    "published marts and alerts (history only beyond the alert horizon) for a range of hours.",
+)
+
+live_pipeline_sensor = build_live_sensor([live_job, live_full_job, catchup_job])
+
+pipeline_jobs = [scoring_job, aggregation_job, live_scoring_job, micro_batch_job, alert_path_job,
+                 live_job, live_full_job, catchup_job]

@@ -31,7 +31,8 @@ MAX_UNSCORED_RATE = 0.5
     # A range of hours runs in one process: the models load once, and a late
     # batch touching many past hours (or a backfill) costs one run, not dozens.
     backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=dg.AutomationCondition.eager(),
+    # one encoder at a time on the machine (the instance limits every pool to 1 by default)
+    pool="encoder",
     description="Sentiment, offensive-language and hate-speech scores per unique post, "
     "under scores/model=<version>/dt=…/hour=…/ in the lake.",
 )
