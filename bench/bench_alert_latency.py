@@ -4,8 +4,9 @@ A steady stream of posts (default 100/s) on one platform. After a calm start,
 crises are injected for several brands one after another (default acme, then
 globex, then initech, 45 s each): half of the stream becomes angry, high-reach
 posts about that brand. The pipeline runs with its default settings through the
-headless driver (the real sensor, ingest job, scoring job, dbt and alert assets)
-in a loop, as the daemon would. A consumer follows the alerts topic for the whole
+headless executor of the sensors (pipeline/driver.py: kafka_posts_sensor and
+live_pipeline_sensor evaluated as the daemon does, their runs executed in this
+process). bench_daemon.py measures the same stream through `reputation-pipeline dev`. A consumer follows the alerts topic for the whole
 run and stamps each alert when it arrives.
 
 Two latencies per crisis alert:
@@ -20,8 +21,7 @@ Two latencies per crisis alert:
   long the crisis took to lift the window's aggregate over the threshold, which
   no pipeline can shorten.
 
-Prints p50/p95 of both and where the time goes (per-stage durations of the
-driver's scoring-stage cycles and alert-stage runs, which overlap with --overlap).
+Prints p50/p95 of both and where the time goes (per job: runs, mean seconds, steps).
 
     .venv/bin/python bench/bench_alert_latency.py --rate 100
     .venv/bin/python bench/bench_alert_latency.py --rate 100 --crisis-at 90    # crises after the start-up
@@ -68,27 +68,24 @@ def step_seconds(instance, run_ids: list[str]) -> dict:
     return {k: round(v, 1) for k, v in out.items()}
 
 
-def where_time_goes(scored: list[dict], alerted: list[dict]) -> dict:
-    """Means over the scoring-stage cycles that ingested posts and over the alert-stage runs."""
-    busy = [c for c in scored if c.get("rows")]
-    if not busy:
-        return {}
-    out = {"busy_cycles": len(busy),
-           "mean_scoring_cycle_s": round(statistics.mean(c["ingest_s"] + c.get("scoring_s", 0) for c in busy), 1),
-           "mean_rows_per_cycle": round(statistics.mean(c["rows"] for c in busy)),
-           "mean_ingest_s": round(statistics.mean(c["ingest_s"] for c in busy), 1),
-           "mean_scoring_s": round(statistics.mean(c.get("scoring_s", 0) for c in busy), 1)}
-    paths = [a for a in alerted if "micro_batch_s" in a]
-    if paths:
-        out["alert_runs"] = len(paths)
-        out["mean_alert_path_s"] = round(statistics.mean(a["micro_batch_s"] for a in paths), 1)
-        # how the alert stage grows through the hour (the window's dbt step)
-        out["last3_alert_path_s"] = round(statistics.mean(a["micro_batch_s"] for a in paths[-3:]), 1)
-    steps: dict[str, list[float]] = {}
-    for c in busy + paths:
-        for k, v in (c.get("steps_s") or {}).items():
-            steps.setdefault(k, []).append(v)
-    out["mean_steps_s"] = {k: round(statistics.mean(v), 1) for k, v in steps.items()}
+def where_time_goes(ticks: list[dict]) -> dict:
+    """Per job of the ticks that ran something: runs, mean seconds and mean seconds per step."""
+    by_job: dict[str, dict] = {}
+    for tick in ticks:
+        for run in tick.get("runs_detail", []):
+            j = by_job.setdefault(run["job"], {"runs": 0, "seconds": [], "steps": {}})
+            j["runs"] += 1
+            j["seconds"].append(run["seconds"])
+            for k, v in run.get("steps_s", {}).items():
+                j["steps"].setdefault(k, []).append(v)
+    busy = [t for t in ticks if t.get("rows")]
+    out = {"busy_ticks": len(busy)}
+    if busy:
+        out["mean_tick_s"] = round(statistics.mean(t["seconds"] for t in busy), 1)
+        out["mean_rows_per_tick"] = round(statistics.mean(t["rows"] for t in busy))
+    out["per_job"] = {name: {"runs": j["runs"], "mean_s": round(statistics.mean(j["seconds"]), 1),
+                             "mean_steps_s": {k: round(statistics.mean(v), 1) for k, v in j["steps"].items()}}
+                      for name, j in sorted(by_job.items())}
     return out
 
 
@@ -153,11 +150,9 @@ def main() -> int:
                     help="comma-separated brands (of the default seed) in crisis one after another")
     ap.add_argument("--crisis-every", type=float, default=45.0, help="seconds each crisis lasts")
     ap.add_argument("--poll", type=float, default=1.0, help="seconds between sensor ticks while nothing is planned")
-    ap.add_argument("--full-build-every", type=float, default=None,
-                    help="seconds between full builds (dbt tests, published marts) while the stream never idles; "
-                         "default REPUTATION_FULL_BUILD_INTERVAL_S or 600")
-    ap.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=None,
-                    help="overlap the scoring and alert stages on two threads (default: REPUTATION_DRIVER_OVERLAP, off)")
+    ap.add_argument("--catchup-every", type=float, default=None,
+                    help="seconds between catch-up runs (full dbt build with tests, published marts, late hours); "
+                         "default REPUTATION_CATCHUP_INTERVAL_S or 300")
     ap.add_argument("--baseline", choices=sorted(BASELINES),
                     help="measure a baseline instead of the default: " + "; ".join(f"{k}: {v}" for k, v in BASELINES.items()))
     ap.add_argument("--dbt-subprocess", dest="baseline", action="store_const", const="dbt-subprocess",
@@ -188,8 +183,7 @@ def main() -> int:
         ratios = {k: round(new[k] / base[k], 2) for k in ("detection_p50_s", "detection_p95_s",
                                                           "top_post_age_p50_s", "top_post_age_p95_s",
                                                           "first_crisis_alert_after_crisis_start_s",
-                                                          "mean_scoring_cycle_s", "mean_alert_path_s",
-                                                          "last3_alert_path_s")
+                                                          "mean_tick_s")
                   if new.get(k) and base.get(k)}
         print(json.dumps({f"default_vs_{args.compare}": ratios}))
     return 0
@@ -306,38 +300,31 @@ def measure(args, variant: str | None) -> dict:
         finally:
             consumer.close()
 
-    scored: list[dict] = []
-    alerted: list[dict] = []
+    ticks: list[dict] = []
     errors: list[str] = []
     stop_driver = threading.Event()
+    if args.catchup_every is not None:
+        os.environ["REPUTATION_CATCHUP_INTERVAL_S"] = str(args.catchup_every)
 
     def log(msg: str) -> None:
         if "failed" in msg:
             errors.append(msg)
         print(msg, file=sys.stderr, flush=True)
 
-    drv = Driver(defs, instance, log=log, full_build_every_s=args.full_build_every)
+    drv = Driver(defs, instance, log=log)
 
-    def on_scored(summary, info):
-        entry = {"stage": "scoring", "t": round(time.time() - started, 1), "ingest_s": round(summary.seconds, 1),
-                 "rows": summary.rows, **{k: v for k, v in info.items() if k != "run_ids"}}
-        if info.get("run_ids"):
-            entry["steps_s"] = step_seconds(instance, info["run_ids"])
-        scored.append(entry)
-        print(json.dumps(entry), file=sys.stderr, flush=True)
-
-    def on_alerted(info):
-        entry = {"stage": "alert", "t": round(time.time() - started, 1),
-                 **{k: v for k, v in info.items() if k != "run_ids"}}
-        if info.get("run_ids"):
-            entry["steps_s"] = step_seconds(instance, info["run_ids"])
-        alerted.append(entry)
+    def on_tick(report):
+        if not report.runs:
+            return
+        entry = {"t": round(time.time() - started, 1), "rows": report.rows, "seconds": round(report.seconds, 1),
+                 "runs_detail": [{"job": r.job, "seconds": round(r.seconds, 1),
+                                  "steps_s": step_seconds(instance, [r.run_id])} for r in report.runs]}
+        ticks.append(entry)
         print(json.dumps(entry), file=sys.stderr, flush=True)
 
     def driver():
-        # both stages until stopped, retrying failed runs as the daemon would
-        drv.run(until_idle=False, stop=stop_driver, poll_s=args.poll, retry_errors=True,
-                on_scored=on_scored, on_alerted=on_alerted, overlap=args.overlap)
+        # the sensors and their runs until stopped, logging failed runs as the daemon would
+        drv.run(until_idle=False, stop=stop_driver, poll_s=args.poll, retry_errors=True, on_tick=on_tick)
 
     threads = [threading.Thread(target=f, daemon=True) for f in (producer, follower, driver)]
     for t in threads:
@@ -374,7 +361,7 @@ def measure(args, variant: str | None) -> dict:
                           "top_post_latency_s": [round(min(ages), 1), round(max(ages), 1)] if ages else None})
     from reputation_pipeline.aggregation.warehouse import default_duckdb_path
 
-    try:  # the driver released the warehouse when its loop ended
+    try:  # the driver releases the warehouse when its loop ends
         since_met = since_condition_met(default_duckdb_path(os.path.join(work, "lake")), firing, produced)
     except Exception as exc:  # noqa: BLE001 -- e.g. a driver thread that did not stop: the rest still reports
         print(f"since_condition_met: {exc}", file=sys.stderr)
@@ -399,12 +386,12 @@ def measure(args, variant: str | None) -> dict:
         "crisis_alert_detail": per_alert,
         "top_post_age_by_rule_s": {rule: {"p50": round(statistics.median(v), 1), "max": round(max(v), 1),
                                           "samples": len(v)} for rule, v in sorted(by_rule.items()) if v},
-        "variant": variant or "default", "overlap": drv.overlap_used,
+        "variant": variant or "default", "path": "headless executor of the sensors (run --until-idle)",
         "dbt": "subprocess" if dbt_subprocess else "in-process",
         "dagster_storage": type(instance.event_log_storage).__name__,
         "driver_errors": len(errors),
-        "full_builds": sum(1 for a in alerted if "full_build_s" in a),
-        **where_time_goes(scored, alerted),
+        "catchup_runs": sum(1 for t in ticks for r in t["runs_detail"] if r["job"] == "catchup_job"),
+        **where_time_goes(ticks),
     }
     return result
 

@@ -63,7 +63,7 @@ def _cmd_run(args) -> int:
 def _cmd_demo(args) -> int:
     from reputation_pipeline.pipeline.demo import run_demo
 
-    return run_demo(args.calm_posts, args.crisis_posts)
+    return run_demo(args.calm_posts, args.crisis_posts, keep=args.keep)
 
 
 def _cmd_dev(args) -> int:
@@ -111,6 +111,7 @@ def build_parser(cmd: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="start the local stack, stream posts with a crisis, run the pipeline, show alerts")
     p.add_argument("--calm-posts", type=int, default=800, help="posts per platform before the crisis")
     p.add_argument("--crisis-posts", type=int, default=800, help="posts per platform during the crisis")
+    p.add_argument("--keep", action="store_true", help="leave the local stack it started running")
     p.set_defaults(func=_cmd_demo)
 
     # Stage CLIs are imported only for their own command: `ingest` must not pay

@@ -1,5 +1,5 @@
-"""Pure parts of the headless driver."""
-from reputation_pipeline.pipeline.driver import contiguous_ranges
+"""Pure parts of the live path (pipeline/live.py) and the jobs it runs."""
+from reputation_pipeline.pipeline.live import contiguous_ranges
 
 
 def test_touched_hours_group_into_contiguous_ranges():
@@ -15,7 +15,7 @@ def test_touched_hours_group_into_contiguous_ranges():
 def test_only_hours_that_can_still_page_are_on_the_alert_path():
     from datetime import datetime, timezone
 
-    from reputation_pipeline.pipeline.driver import split_by_horizon
+    from reputation_pipeline.pipeline.live import split_by_horizon
 
     horizon = datetime(2026, 11, 26, 6, 30, tzinfo=timezone.utc)
     touched = {"2026-11-26-07:00", "2026-11-26-06:00", "2026-11-26-05:00", "2026-11-20-01:00"}
@@ -79,7 +79,7 @@ def test_headless_instance_shares_storage_without_capture_or_dictconfig():
     with dg.instance_for_test() as instance:
         h = headless_instance(instance)
         assert isinstance(h.compute_log_manager, NoOpComputeLogManager)
-        assert h.root_directory == instance.root_directory and h.overlap_safe
+        assert h.root_directory == instance.root_directory
         assert h.get_yaml_python_handlers() == []
 
 

@@ -1,6 +1,7 @@
-"""The whole chain on the real broker: posts with a crisis for one brand go
-through the sensor, ingest, scoring, dbt and alerts; alerts arrive on Kafka
-for that brand only, and re-running the alert asset publishes nothing new."""
+"""The whole chain on the real broker through the headless executor of the sensors
+(pipeline/driver.py): posts with a crisis for one brand go through kafka_posts_sensor,
+ingest, live_pipeline_sensor, scoring, dbt and alerts; alerts arrive on Kafka for that
+brand only, and re-running the alert asset publishes nothing new."""
 import io
 import json
 
@@ -24,9 +25,7 @@ def _alerts(kafka_settings, topic) -> list[dict]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-# both driver layouts: the stages in turn (default) and overlapped on two threads
-@pytest.mark.parametrize("overlap", [False, True], ids=["in-turn", "overlapped"])
-def test_crisis_produces_alerts_for_that_brand_only(kafka_settings, kafka_bootstrap, tmp_path, platform, monkeypatch, overlap):
+def test_crisis_produces_alerts_for_that_brand_only(kafka_settings, kafka_bootstrap, tmp_path, platform, monkeypatch):
     from reputation_pipeline.aggregation.warehouse import held_config
     from reputation_pipeline.definitions import build_defs
     from reputation_pipeline.pipeline.driver import Driver, aggregate, run_until_idle
@@ -41,22 +40,24 @@ def test_crisis_produces_alerts_for_that_brand_only(kafka_settings, kafka_bootst
     # the loop keeps the warehouse open for its micro-batches (aggregation/warehouse.py hold)
     with defs.resources["warehouse"].process_config_and_initialize_cm() as warehouse:
         warehouse_path = warehouse.path_for(str(tmp_path / "lake"))
-    held_during_micro_batches = []
-    alert_path = Driver.alert_path
+    held_during_live_runs = []
+    execute = Driver.execute
 
-    def spy(self, partitions):
-        if partitions:
-            held_during_micro_batches.append(held_config(warehouse_path) is not None)
-        return alert_path(self, partitions)
+    def spy(self, sensor_name, request):
+        if request.job_name in ("live_job", "live_full_job"):
+            held_during_live_runs.append(held_config(warehouse_path) is not None)
+        return execute(self, sensor_name, request)
 
-    monkeypatch.setattr(Driver, "alert_path", spy)
+    monkeypatch.setattr(Driver, "execute", spy)
     produce(kafka_settings, platform, 400, partitions=2, seed=1, progress=False)
     produce(kafka_settings, platform, 400, partitions=2, seed=2, crisis_brand="acme", crisis_share=0.5, progress=False)
 
     with dg.instance_for_test() as instance:
-        totals = run_until_idle(defs, instance, overlap=overlap)
-        assert totals["rows"] == 800 and totals["overlap"] is overlap
-        assert held_during_micro_batches and all(held_during_micro_batches)
+        totals = run_until_idle(defs, instance)
+        assert totals["rows"] == 800
+        # the sensors' jobs ran: live runs over the touched hours, and the catch-up made due at idle
+        assert totals["runs_by_job"].get("live_full_job") and totals["runs_by_job"].get("catchup_job"), totals
+        assert held_during_live_runs and all(held_during_live_runs)
         assert held_config(warehouse_path) is None  # released when the loop ended
         alerts = _alerts(kafka_settings, topic)
         risk = [a for a in alerts if a["rule"] not in RISK_RULES_IGNORED]
@@ -73,9 +74,10 @@ def test_crisis_produces_alerts_for_that_brand_only(kafka_settings, kafka_bootst
         assert len(_alerts(kafka_settings, topic)) == len(alerts)
 
 
-def test_driver_micro_batches_merge_only_new_files(kafka_settings, kafka_bootstrap, tmp_path, platform, monkeypatch):
-    """The driver's first micro-batch builds the window (alert_path_job); the next one merges
-    only the lake files that are new (micro_batch_job), and a full rebuild agrees with it."""
+def test_live_runs_merge_only_new_files(kafka_settings, kafka_bootstrap, tmp_path, platform, monkeypatch):
+    """The first live run builds the window with every dbt node on the alert path
+    (live_full_job); the next one merges only the lake files that are new (live_job), and a
+    full rebuild agrees with it."""
     import duckdb
 
     from reputation_pipeline.definitions import build_defs
@@ -97,15 +99,17 @@ def test_driver_micro_batches_merge_only_new_files(kafka_settings, kafka_bootstr
         for seed, crisis in ((1, None), (2, "acme")):
             produce(kafka_settings, platform, 150, partitions=2, seed=seed, crisis_brand=crisis, crisis_share=0.5,
                     progress=False)
-            drv.ingest_and_score()
-            down = drv.alert_stage()
-            logs = [e.user_message for run_id in down["run_ids"] for e in instance.all_logs(run_id)]
-            steps.append((down["alert_job"], [m for m in logs if "lake file" in m or "in full" in m]))
-        assert steps[0][0] == "alert_path_job" and "in full" in steps[0][1][0], steps
+            report = drv.tick()
+            live = [r for r in report.runs if r.lane == "live"]
+            assert len(live) == 1 and live[0].success, report.runs
+            logs = [e.user_message for e in instance.all_logs(live[0].run_id)]
+            steps.append((live[0].job, [m for m in logs if "lake file" in m or "in full" in m], live[0]))
+        drv.release_warehouse()
+        assert steps[0][0] == "live_full_job" and "in full" in steps[0][1][0], steps
         # (a late post's hour that the first batch did not touch merges all its files)
-        assert steps[1][0] == "micro_batch_job" and steps[1][1] and all("merging" in m for m in steps[1][1]), steps
+        assert steps[1][0] == "live_job" and steps[1][1] and all("merging" in m for m in steps[1][1]), steps
         merged = marts()
-        assert len(merged["fct_posts"]) > 250  # 300 posts, less the few late ones (older hours: the full build)
-        for first, last in down["ranges"]:
-            aggregate(defs, instance, first, last)  # the full build, with every dbt test
+        assert len(merged["fct_posts"]) > 250  # 300 posts, less the few late ones (older hours: the catch-up)
+        first, last = steps[1][2].first, steps[1][2].last
+        aggregate(defs, instance, first, last)  # the full build, with every dbt test
         assert marts() == merged

@@ -21,18 +21,32 @@ def _say(msg: str) -> None:
     print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def run_demo(calm_posts: int = 800, crisis_posts: int = 800) -> int:
+def run_demo(calm_posts: int = 800, crisis_posts: int = 800, keep: bool = False) -> int:
     from reputation_pipeline.stack import local
 
     started = time.monotonic()
+    started_stack = None
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and local.reachable(os.environ["KAFKA_BOOTSTRAP_SERVERS"]):
         _say(f"using the Kafka at {os.environ['KAFKA_BOOTSTRAP_SERVERS']} from the environment")
     else:
-        _say("starting the local stack (Kafka in KRaft mode + S3 endpoint) ...")
         cfg = local.StackConfig.from_env()
+        before = local.status(cfg)
+        if not (before["kafka"]["running"] and before["s3"]["running"]):
+            _say("starting the local stack (Kafka in KRaft mode + S3 endpoint) ...")
+            started_stack = cfg
         local.up(cfg)
         os.environ.update(local.env_vars(cfg))
+    try:
+        return _demo(started, calm_posts, crisis_posts)
+    finally:
+        if started_stack is not None and not keep:
+            local.down(started_stack)
+            _say("stopped the local stack it started (--keep leaves it running)")
+        elif started_stack is not None:
+            _say(f"the local stack keeps running: `reputation-pipeline stack down` stops it ({started_stack.root})")
 
+
+def _demo(started: float, calm_posts: int, crisis_posts: int) -> int:
     from reputation_pipeline.alerts.cli import tail
     from reputation_pipeline.alerts.publisher import ALERTS_TOPIC
     from reputation_pipeline.ingest.kafka_client import KafkaSettings
@@ -71,7 +85,7 @@ def run_demo(calm_posts: int = 800, crisis_posts: int = 800) -> int:
             produce(settings, platform, count, crisis_brand=crisis, crisis_share=0.4, progress=False)
         _say(f"produced {count} {phase} posts on each of {', '.join(PLATFORMS)}"
              + (f" (crisis for brand {crisis!r})" if crisis else ""))
-    # one pass over the backlog, as the sensor and automation would on their next ticks
+    # the sensors and their runs in this process, until idle (the daemon's path, pipeline/driver.py)
     totals = run_until_idle(defs, instance, log=_say)
     _say(f"pipeline idle: {totals}")
     time.sleep(4)  # let the follower print the last alerts (a daemon thread: it ends with the process)
@@ -79,5 +93,6 @@ def run_demo(calm_posts: int = 800, crisis_posts: int = 800) -> int:
     _say(f"summary after {time.monotonic() - started:.0f}s: {len(seen)} alerts on reputation.alerts")
     for (brand, rule, status), n in sorted(by_brand.items()):
         _say(f"  {brand:16} {rule:24} {status:9} x{n}")
-    _say("explore it: `dagster dev` (runs, lineage, checks); `reputation-pipeline alerts tail --from-beginning`")
+    _say("explore it: `reputation-pipeline dev` (the UI: runs, lineage, checks; the live pipeline on the daemon); "
+         "`reputation-pipeline alerts tail --from-beginning`")
     return 0

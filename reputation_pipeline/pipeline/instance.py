@@ -108,11 +108,6 @@ class HeadlessInstance(dg.DagsterInstance):
             return []
         return super().get_yaml_python_handlers()
 
-    @property
-    def overlap_safe(self) -> bool:
-        """Runs may execute on two threads at once (no yaml-configured python_logs handlers)."""
-        return not self.get_python_log_dagster_handler_config()
-
 
 def headless_instance(instance: dg.DagsterInstance) -> HeadlessInstance:
     """Another instance object on the same storage (runs, event log, schedules), for one of

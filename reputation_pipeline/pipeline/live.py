@@ -42,6 +42,7 @@ CATCHUP_INTERVAL_ENV = "REPUTATION_CATCHUP_INTERVAL_S"
 # a requested run that has not shown up in the instance after this long was never created
 UNSEEN_RUN_GRACE_S = 120.0
 RECORDS_PER_TICK = 1000
+RETRY_BACKOFF_S, RETRY_BACKOFF_MAX_S = 15.0, 600.0
 
 LIVE_JOB, LIVE_FULL_JOB, CATCHUP_JOB = "live_job", "live_full_job", "catchup_job"
 # the catch-up rebuilds its windows from every lake file (the live runs merge new files only)
@@ -113,24 +114,30 @@ def plan_tick(state: dict, new_hours: set[str], lane_status: dict[str, str], *, 
     live |= fresh_live
     unchecked |= set(new_hours)
 
+    failures = dict(state.get("failures", {}))  # lane -> consecutive failed batches
+    retry_at = dict(state.get("retry_at", {}))  # lane -> earliest time to request it again
     for lane, info in list(inflight.items()):
         status = lane_status.get(lane, BUSY)
         if status == BUSY:
             continue
         del inflight[lane]
         if status == DONE:
+            failures.pop(lane, None)
             if info["job"] == LIVE_FULL_JOB:
                 reference = info.get("fingerprint")
         else:  # put the work back; a failed build may have left the reference nodes half-built
             reference = None
             (live if lane == "live" else unchecked).update(info["hours"])
+            failures[lane] = failures.get(lane, 0) + 1
+            # a run that keeps failing is requested again after 15 s, 30 s, ... at most 10 min: no storm
+            retry_at[lane] = now + min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2 ** (failures[lane] - 1))
             if lane == "catchup":
-                last_catchup = now - catchup_every_s  # retry on the next tick
+                last_catchup = now - catchup_every_s  # due again once the backoff has passed
 
     live, _expired = split_by_horizon(live, horizon)  # too old to page: the catch-up has them
     runs: list[LiveRun] = []
     seq = int(state.get("seq", 0))
-    if "live" not in inflight and live:
+    if "live" not in inflight and live and now >= retry_at.get("live", 0):
         seq += 1
         job = LIVE_JOB if reference is not None and reference == fingerprint else LIVE_FULL_JOB
         batch = f"live-{seq}"
@@ -139,7 +146,8 @@ def plan_tick(state: dict, new_hours: set[str], lane_status: dict[str, str], *, 
         inflight["live"] = {"batch": batch, "job": job, "hours": hours, "requested_at": now,
                             "fingerprint": fingerprint}
         live = set()
-    if "catchup" not in inflight and unchecked and now - last_catchup >= catchup_every_s:
+    if "catchup" not in inflight and unchecked and now - last_catchup >= catchup_every_s \
+            and now >= retry_at.get("catchup", 0):
         seq += 1
         batch = f"catchup-{seq}"
         # wide bridging: a catch-up is slow work off the alert path, few runs beat tight ones
@@ -151,8 +159,17 @@ def plan_tick(state: dict, new_hours: set[str], lane_status: dict[str, str], *, 
 
     new_state = {"after": after if after is not None else state.get("after"), "live": sorted(live),
                  "unchecked": sorted(unchecked), "inflight": inflight, "reference": reference,
-                 "last_catchup": last_catchup, "seq": seq}
+                 "last_catchup": last_catchup, "seq": seq, "failures": failures,
+                 "retry_at": {k: v for k, v in retry_at.items() if v > now}}
     return runs, new_state
+
+
+def catchup_due_now(cursor: str | None) -> str:
+    """The sensor's cursor with the catch-up due at its next evaluation (the headless
+    executor's idle step: run the full build before stopping)."""
+    state = json.loads(cursor) if cursor else {}
+    state["last_catchup"] = 0.0
+    return json.dumps(state, sort_keys=True)
 
 
 IN_PROGRESS = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,

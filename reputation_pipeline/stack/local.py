@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -337,7 +338,7 @@ def main(action: str) -> int:
             return 0 if st["kafka"]["running"] and st["s3"]["running"] else 3
         elif action == "env":
             for name, value in env_vars(cfg).items():
-                print(f"export {name}={value}")
+                print(f"export {name}={shlex.quote(str(value))}")  # safe for eval, whatever the path
             print(f"# lake on the S3 endpoint instead of ./lake:  export REPUTATION_LAKE=s3://{cfg.bucket}/lake")
             return 0
         else:
