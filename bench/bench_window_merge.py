@@ -4,7 +4,7 @@ The lake of one hour is written the way the live path writes it, in micro-batche
 (``--batches``: one raw file per platform and one score file each; 360 = one every
 10 s). At a few points of the hour (``--at``, fractions), with the earlier batches
 already in the warehouse, the next batch goes through the window's dbt models
-(micro_batch_job's dbt selection, the real Dagster asset, dbt in process) twice:
+(live_job's dbt selection, the real Dagster asset, dbt in process) twice:
 
 - ``merge`` (the default): only the batch's new files are merged (aggregation/merge.py);
 - ``rebuild`` (the baseline, the behaviour before): the window is rebuilt from every file.

@@ -27,27 +27,29 @@ def test_only_hours_that_can_still_page_are_on_the_alert_path():
 
 
 def test_live_jobs_split_the_alert_path_without_dbt_tests():
-    """live_scoring_job: the scores with their blocking range check; micro_batch_job: the dbt
-    models tagged `window` and the alerts; alert_path_job: every dbt model and seed
-    brand_alerts depends on, and the alerts; none runs a dbt test. aggregation_job keeps every
-    dbt test as an asset check, and the scores' monitoring checks."""
+    """live_job: the scores with their blocking range check, the dbt models tagged `window` and
+    the alerts; live_full_job: the scores, every dbt model and seed brand_alerts depends on, and
+    the alerts; neither runs a dbt test. catchup_job keeps every dbt test as an asset check, the
+    scores' monitoring checks and the published marts. All run their steps in one process."""
     from reputation_pipeline.definitions import defs
 
     def graph(job):
         g = defs.resolve_job_def(job).asset_layer.asset_graph
         return {k.to_user_string() for k in g.executable_asset_keys}, {k.name for k in g.asset_check_keys}
 
-    assert graph("live_scoring_job") == ({"post_scores"}, {"scores_in_range"})
-    micro, micro_checks = graph("micro_batch_job")
-    assert micro == {"base_raw_posts", "base_post_scores", "stg_posts", "stg_post_scores", "fct_posts",
-                     "fct_brand_mentions", "fct_brand_risk_window", "brand_alerts"}
-    assert micro_checks == {"alert_outbox_drained"}
-    path, path_checks = graph("alert_path_job")
-    assert micro | {"mart_alert_candidates", "int_posts_scored", "brands", "alert_rules"} <= path
-    assert not path & {"post_scores", "raw_posts", "published_marts"} and path_checks == {"alert_outbox_drained"}
-    _, full_checks = graph("aggregation_job")
-    assert "not_null_stg_posts_post_id" in full_checks and len(full_checks) > 50
-    assert {"scores_null_rate", "label_drift"} <= full_checks
+    live, live_checks = graph("live_job")
+    assert live == {"post_scores", "base_raw_posts", "base_post_scores", "stg_posts", "stg_post_scores", "fct_posts",
+                    "fct_brand_mentions", "fct_brand_risk_window", "brand_alerts"}
+    assert live_checks == {"scores_in_range", "alert_outbox_drained"}
+    full, full_checks = graph("live_full_job")
+    assert live | {"mart_alert_candidates", "int_posts_scored", "brands", "alert_rules"} <= full
+    assert not full & {"raw_posts", "published_marts"} and full_checks == live_checks
+    catchup, catchup_checks = graph("catchup_job")
+    assert full | {"published_marts"} <= catchup
+    assert "not_null_stg_posts_post_id" in catchup_checks and len(catchup_checks) > 50
+    assert {"scores_null_rate", "label_drift", "scores_in_range"} <= catchup_checks
+    for job in ("live_job", "live_full_job", "catchup_job", "ingest_job"):
+        assert defs.resolve_job_def(job).executor_def.name == "in_process"
 
 
 def test_reference_fingerprint_follows_seeds_and_brands_override(tmp_path, monkeypatch):

@@ -141,7 +141,7 @@ def _build_window(context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt
     dbt_vars = warehouse.dbt_vars(lake.uri)  # constant per deployment: partial parsing stays valid
     context.log.info(f"dbt build over [{window.start}, {window.end}) into {dbt_vars['duckdb_path']}")
     # The run's selection decides what is built: every model, seed and test (aggregation_job),
-    # or the models and seeds on the alert path without the tests (micro_batch_job).
+    # or the models and seeds on the alert path without the tests (live_job, live_full_job).
     target_path = state_target_path(dbt_vars, context.op_execution_context.op.name)
     plan, fingerprint = None, ""
     selected = context.selected_asset_keys

@@ -27,48 +27,23 @@ aggregation_job = dg.define_asset_job(
     "null-rate and drift checks.",
 )
 
-# The headless driver's live path (pipeline/driver.py) in two stages: the scores of a
-# micro-batch, then its dbt models and alerts (with REPUTATION_DRIVER_OVERLAP=1 the next batch
-# is ingested and scored meanwhile).
-live_scoring_job = dg.define_asset_job(
-    "live_scoring_job",
-    # scores_in_range is blocking: bad scores never reach the marts; the monitoring checks
-    # (null rate, drift: seconds per cycle on the live path) run with aggregation_job
-    selection=dg.AssetSelection.assets("post_scores").without_checks()
-    | dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("post_scores"), "scores_in_range")),
-    description="Scores of freshly ingested hours within the alert horizon, with the blocking scores_in_range check.",
-)
-
 # The dbt models and seeds brand_alerts depends on (the whole dbt graph today, minus the tests).
 ALERT_PATH = dg.AssetSelection.assets("brand_alerts").upstream() - dg.AssetSelection.assets("raw_posts", "post_scores")
 # The dbt models that change with the window (tag `window`, dbt_project.yml).
 WINDOW_MODELS = build_dbt_asset_selection([reputation_dbt_assets], dbt_select="tag:window")
+ALERTS = dg.AssetSelection.checks_for_assets("brand_alerts")
 
-micro_batch_job = dg.define_asset_job(
-    "micro_batch_job",
-    selection=(WINDOW_MODELS | dg.AssetSelection.assets("brand_alerts")).without_checks()
-    | dg.AssetSelection.checks_for_assets("brand_alerts"),
-    description="The alert path for a range of freshly scored hours: the dbt models that depend on the window, "
-    "merging only the lake files new to the marts (no dbt tests: aggregation_job runs them, with the published "
-    "marts) and alerts. The seeds and the other views are built by alert_path_job when they change.",
-)
-
-alert_path_job = dg.define_asset_job(
-    "alert_path_job",
-    selection=ALERT_PATH.without_checks() | dg.AssetSelection.checks_for_assets("brand_alerts"),
-    description="micro_batch_job with every dbt model and seed brand_alerts depends on (no dbt tests): the "
-    "first micro-batch of a driver, and whenever the seeds or the dbt project changed.",
-)
-
-# The daemon's live path (pipeline/live.py): each run does its whole micro-batch in one process
+# The live path (pipeline/live.py): each run does its whole micro-batch in one process
 # (in_process_executor), so the models load once and dbt runs in that process, instead of a
-# process per step, each importing torch and dbt again.
+# process per step, each importing torch and dbt again. scores_in_range is blocking: bad scores
+# never reach the marts; the monitoring checks (null rate, drift) run with the catch-up. No dbt
+# test on the live runs (seconds each): the catch-up runs every one of them as an asset check.
 SCORES = dg.AssetSelection.assets("post_scores").without_checks() | dg.AssetSelection.checks(
     dg.AssetCheckKey(dg.AssetKey("post_scores"), "scores_in_range"))
 
 live_job = dg.define_asset_job(
     LIVE_JOB,
-    selection=SCORES | micro_batch_job.selection,
+    selection=SCORES | (WINDOW_MODELS | dg.AssetSelection.assets("brand_alerts")).without_checks() | ALERTS,
     executor_def=dg.in_process_executor,
     description="The live micro-batch of the daemon: scores of the freshly ingested hours within the alert horizon, "
     "the dbt models that change with the window (merging the new lake files) and alerts, in one run.",
@@ -76,7 +51,7 @@ live_job = dg.define_asset_job(
 
 live_full_job = dg.define_asset_job(
     LIVE_FULL_JOB,
-    selection=SCORES | alert_path_job.selection,
+    selection=SCORES | ALERT_PATH.without_checks() | ALERTS,
     executor_def=dg.in_process_executor,
     description="live_job with every dbt model and seed brand_alerts depends on: the first live run, and whenever "
     "the dbt project or the brands changed or a live run failed.",
@@ -93,5 +68,4 @@ catchup_job = dg.define_asset_job(
 
 live_pipeline_sensor = build_live_sensor([live_job, live_full_job, catchup_job])
 
-pipeline_jobs = [scoring_job, aggregation_job, live_scoring_job, micro_batch_job, alert_path_job,
-                 live_job, live_full_job, catchup_job]
+pipeline_jobs = [scoring_job, aggregation_job, live_job, live_full_job, catchup_job]

@@ -1,1 +1,0 @@
-"""The whole chain: jobs over the stages, the headless driver and the demo."""

@@ -1,1 +1,0 @@
-"""Local development/test stack: Apache Kafka (KRaft) and an S3 endpoint (moto)."""
