@@ -265,8 +265,13 @@ def _wait_kafka(cfg: StackConfig, wait: float) -> None:
     raise StackError(f"Kafka did not answer on {cfg.bootstrap} within {wait:.0f}s; see {cfg.root / 'kafka' / 'server.log'}")
 
 
-def stop_kafka(cfg: StackConfig) -> bool:
-    return _stop(cfg, "kafka")
+def stop_kafka(cfg: StackConfig, wait: float = 30.0) -> bool:
+    """Stop the broker; returns once its ports are closed, so a start right after can bind them."""
+    stopped = _stop(cfg, "kafka")
+    deadline = time.monotonic() + wait
+    while (_port_open(cfg.kafka_port) or _port_open(cfg.controller_port)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return stopped
 
 
 # ---------------------------------------------------------------- S3 (moto)
