@@ -115,3 +115,16 @@ def test_dbt_window_reaches_dbt_through_the_environment_only_for_the_invocation(
     a = state_target_path({"lake_root": "/a", "duckdb_path": "/a/w.duckdb"}, "reputation_dbt")
     assert a == state_target_path({"duckdb_path": "/a/w.duckdb", "lake_root": "/a"}, "reputation_dbt")
     assert a != state_target_path({"lake_root": "/b", "duckdb_path": "/b/w.duckdb"}, "reputation_dbt")
+
+
+def test_the_code_location_imports_without_torch():
+    """Every Dagster run process (ingest runs too), the code server and each sensor evaluation
+    import the code location: torch (1.2-2 s of it) loads only where a step scores."""
+    import subprocess
+    import sys
+
+    code = ("import sys, warnings; warnings.simplefilter('ignore'); import reputation_pipeline.definitions; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

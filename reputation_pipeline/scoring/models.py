@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from reputation_pipeline.scoring.data import LABELS, TASKS
-from reputation_pipeline.scoring.encoder import encode, load_encoder, local_only, resolve_model_ref
-from reputation_pipeline.scoring.adapters import merge_adapter
-from reputation_pipeline.scoring.heads import is_heads_bundle, load_adapter, load_bundle
 from reputation_pipeline.scoring.normalize import content_hash, model_input, normalize_text
+
+# torch, transformers and the modules built on them (encoder, heads, adapters) are imported
+# where models load or run, not here: every Dagster run process imports the code location,
+# and an ingest run, a sensor or the webserver never scores (torch is 1.2-2 s of that import).
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "default_models"
 DEFAULT_REF = "default"
@@ -52,6 +52,7 @@ class InferenceOptions:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    import torch
     from torch.ao.quantization import quantize_dynamic
 
     return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
@@ -62,6 +63,12 @@ class HeadsBackend:
     pass feeds every head."""
 
     def __init__(self, ref: str, options: InferenceOptions):
+        import torch
+
+        from reputation_pipeline.scoring.adapters import merge_adapter
+        from reputation_pipeline.scoring.encoder import load_encoder
+        from reputation_pipeline.scoring.heads import load_adapter, load_bundle
+
         self.ref = ref
         self.path = Path(resolve_ref(ref))
         self.meta, self.heads = load_bundle(self.path)
@@ -87,6 +94,10 @@ class HeadsBackend:
         return tuple(self.heads)
 
     def predict(self, texts: Sequence[str], tasks: Sequence[str]) -> dict[str, np.ndarray]:
+        import torch
+
+        from reputation_pipeline.scoring.encoder import encode
+
         o = self.options
         inputs = [model_input(t, self.emoji) for t in texts]
         feats = encode(self.tokenizer, self.model, inputs, self.features, max_length=self.max_length,
@@ -122,6 +133,8 @@ class SeqClsBackend:
     def __init__(self, ref: str, task: str, options: InferenceOptions):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from reputation_pipeline.scoring.encoder import local_only, resolve_model_ref
+
         path = resolve_model_ref(ref)
         lo = local_only(path)
         self.ref = ref
@@ -145,6 +158,8 @@ class SeqClsBackend:
         o = self.options
         enc = self.tokenizer(list(texts), truncation=True, max_length=o.max_length)
         lengths = [len(x) for x in enc["input_ids"]]
+        import torch
+
         from reputation_pipeline.scoring.encoder import length_batches
 
         batches = length_batches(lengths, o.max_batch, o.token_budget) if o.bucketing else [
@@ -178,6 +193,8 @@ _LOCK = threading.Lock()
 
 def get_backend(ref: str, task: str, options: InferenceOptions):
     """Backends are cached per process (loading costs seconds)."""
+    from reputation_pipeline.scoring.heads import is_heads_bundle
+
     path = resolve_ref(ref)
     heads = is_heads_bundle(path)
     # a bundle's version is part of the key: a retrained or recalibrated folder reloads
@@ -273,10 +290,14 @@ def ref_version(ref: str) -> str:
     """A model's version without loading its weights: a heads bundle's
     ``model_version``; for other models, folder/hub name plus the hub commit
     (or a hash of the config) -- path-safe."""
+    from reputation_pipeline.scoring.heads import is_heads_bundle
+
     path = resolve_ref(ref)
     if is_heads_bundle(path):
         return json.loads((Path(path) / "heads.json").read_text())["model_version"]
     from transformers import AutoConfig
+
+    from reputation_pipeline.scoring.encoder import local_only, resolve_model_ref
 
     p = resolve_model_ref(path)
     cfg = AutoConfig.from_pretrained(p, local_files_only=local_only(p))

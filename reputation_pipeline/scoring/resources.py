@@ -14,7 +14,6 @@ import json
 import os
 
 import dagster as dg
-import torch
 
 from reputation_pipeline.scoring.models import (
     DEFAULT_REF, InferenceOptions, ModelConfig, Scorer, config_version, get_scorer,
@@ -49,6 +48,8 @@ class ScoringModelsResource(dg.ConfigurableResource):
         return config_version(self.build_model_config())
 
     def get_scorer(self) -> Scorer:
+        import torch  # here, not at import: only a scoring step needs it
+
         if self.num_threads > 0:
             torch.set_num_threads(self.num_threads)
         return get_scorer(self.build_model_config())
