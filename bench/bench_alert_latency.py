@@ -205,6 +205,52 @@ def crisis_brand_at(schedule: list[tuple[float, float, str]], t: float) -> str |
     return next((brand for start, end, brand in schedule if start <= t < end), None)
 
 
+def stream_posts(settings, platform: str, rate: float, seconds: float, schedule: list[tuple[float, float, str]],
+                 produced: dict[str, float], started: float) -> None:
+    """Synthetic posts at a steady rate for ``seconds``, half of them angry posts about the brand
+    in crisis at the time; each post's produce call is stamped in ``produced``."""
+    from reputation_pipeline.ingest.kafka_client import topic_for
+    from reputation_pipeline.ingest.produce import make_producer
+    from reputation_pipeline.ingest.synthetic import PostGenerator, SyntheticConfig
+
+    p = make_producer(settings)
+    calm = PostGenerator(SyntheticConfig(platform, seed=1, run_id="calm", late_share=0.0))
+    crises = {brand: PostGenerator(SyntheticConfig(platform, seed=2 + i, run_id=f"crisis{i}", late_share=0.0,
+                                                   crisis_brand=brand, crisis_share=0.5))
+              for i, (_s, _e, brand) in enumerate(schedule)}
+    n = 0
+    while time.time() - started < seconds:
+        post = (crises.get(crisis_brand_at(schedule, time.time() - started)) or calm).post()
+        produced[post["post_id"]] = time.time()
+        p.produce(topic_for(platform), key=post["post_id"].encode(), value=json.dumps(post).encode())
+        n += 1
+        p.poll(0)
+        wait = started + n / rate - time.time()
+        if wait > 0:
+            time.sleep(wait)
+    p.flush(30)
+
+
+def follow_alerts(settings, topic: str, stop: threading.Event, arrivals: list[tuple[float, dict]]) -> None:
+    """One consumer for the whole run, reading committed alerts from the start; each alert is
+    stamped the moment it is received (what a PR team's consumer would see)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from reputation_pipeline.alerts.publisher import decode_alert
+
+    consumer = Consumer({**settings.client_config(), "group.id": f"bench-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+    try:
+        parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        while not stop.is_set():
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error() and (alert := decode_alert(msg.value())) is not None:
+                arrivals.append((time.time(), alert))
+    finally:
+        consumer.close()
+
+
 BASELINES = {
     "dbt-subprocess": "a `dbt` subprocess per run (ReputationDbtCliResource in_process=false) instead of dbt in "
                       "the driver's process with the parsed manifest kept in memory",
@@ -231,14 +277,12 @@ def measure(args, variant: str | None) -> dict:
     topic = f"alerts.{platform}"
 
     import dagster as dg
-    from confluent_kafka import Producer
 
     from reputation_pipeline.aggregation import dbt_resource
-    from reputation_pipeline.alerts.publisher import AlertPublisherResource, decode_alert
+    from reputation_pipeline.alerts.publisher import AlertPublisherResource
     from reputation_pipeline.definitions import build_defs
     from reputation_pipeline.ingest.kafka_client import KafkaResource, KafkaSettings, topic_for
-    from reputation_pipeline.ingest.produce import ensure_topic, make_producer
-    from reputation_pipeline.ingest.synthetic import PostGenerator, SyntheticConfig
+    from reputation_pipeline.ingest.produce import ensure_topic
     from reputation_pipeline.pipeline.driver import Driver
     from reputation_pipeline.pipeline.instance import ensure_dagster_home
     from reputation_pipeline.resources import LakeResource
@@ -262,43 +306,13 @@ def measure(args, variant: str | None) -> dict:
     started = time.time()
 
     def producer():
-        p: Producer = make_producer(settings)
-        calm = PostGenerator(SyntheticConfig(platform, seed=1, run_id="calm", late_share=0.0))
-        crises = {brand: PostGenerator(SyntheticConfig(platform, seed=2 + i, run_id=f"crisis{i}", late_share=0.0,
-                                                       crisis_brand=brand, crisis_share=0.5))
-                  for i, (_s, _e, brand) in enumerate(args.crisis)}
-        n = 0
-        while time.time() - started < args.seconds:
-            gen = crises.get(crisis_brand_at(args.crisis, time.time() - started)) or calm
-            post = gen.post()
-            produced[post["post_id"]] = time.time()
-            p.produce(topic_for(platform), key=post["post_id"].encode(), value=json.dumps(post).encode())
-            n += 1
-            p.poll(0)
-            wait = started + n / args.rate - time.time()
-            if wait > 0:
-                time.sleep(wait)
-        p.flush(30)
+        stream_posts(settings, platform, args.rate, args.seconds, args.crisis, produced, started)
 
     arrivals: list[tuple[float, dict]] = []
     publisher.ensure_topic()  # as brand_alerts does on its first run: the follower can assign its partitions now
 
     def follower():
-        # One consumer for the whole run, reading committed alerts from the start; each alert
-        # is stamped the moment it is received (what a PR team's consumer would see).
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-        consumer = Consumer({**settings.client_config(), "group.id": f"bench-{uuid.uuid4().hex}",
-                             "enable.auto.commit": False, "isolation.level": "read_committed"})
-        try:
-            parts = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-            while not stop.is_set():
-                msg = consumer.poll(0.2)
-                if msg is not None and not msg.error() and (alert := decode_alert(msg.value())) is not None:
-                    arrivals.append((time.time(), alert))
-        finally:
-            consumer.close()
+        follow_alerts(settings, topic, stop, arrivals)
 
     ticks: list[dict] = []
     errors: list[str] = []

@@ -34,7 +34,8 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_alert_latency import crisis_brand_at, crisis_schedule, percentile, since_condition_met  # noqa: E402
+from bench_alert_latency import (crisis_schedule, follow_alerts, percentile, since_condition_met,  # noqa: E402
+                                 stream_posts)
 
 IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
@@ -107,12 +108,9 @@ def main() -> int:
         os.environ.update(local.env_vars(cfg))
 
     import dagster as dg
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    from reputation_pipeline.alerts.publisher import AlertPublisherResource, decode_alert
+    from reputation_pipeline.alerts.publisher import AlertPublisherResource
     from reputation_pipeline.ingest.kafka_client import KafkaSettings, topic_for
-    from reputation_pipeline.ingest.produce import ensure_topic, make_producer
-    from reputation_pipeline.ingest.synthetic import PostGenerator, SyntheticConfig
+    from reputation_pipeline.ingest.produce import ensure_topic
 
     work = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
     platform = f"dm{uuid.uuid4().hex[:8]}"
@@ -149,32 +147,10 @@ def main() -> int:
     started = time.time()
 
     def producer():
-        p = make_producer(settings)
-        calm = PostGenerator(SyntheticConfig(platform, seed=1, run_id="calm", late_share=0.0))
-        crises = {b: PostGenerator(SyntheticConfig(platform, seed=2 + i, run_id=f"crisis{i}", late_share=0.0,
-                                                   crisis_brand=b, crisis_share=0.5))
-                  for i, (_s, _e, b) in enumerate(schedule)}
-        n = 0
-        while time.time() - started < args.seconds:
-            post = (crises.get(crisis_brand_at(schedule, time.time() - started)) or calm).post()
-            produced[post["post_id"]] = time.time()
-            p.produce(topic_for(platform), key=post["post_id"].encode(), value=json.dumps(post).encode())
-            n += 1
-            p.poll(0)
-            wait = started + n / args.rate - time.time()
-            if wait > 0:
-                time.sleep(wait)
-        p.flush(30)
+        stream_posts(settings, platform, args.rate, args.seconds, schedule, produced, started)
 
     def follower():
-        c = Consumer({**settings.client_config(), "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False})
-        parts = c.list_topics(topic, timeout=30).topics[topic].partitions
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        while not stop.is_set():
-            msg = c.poll(0.2)
-            if msg is not None and not msg.error() and (alert := decode_alert(msg.value())) is not None:
-                arrivals.append((time.time(), alert))
-        c.close()
+        follow_alerts(settings, topic, stop, arrivals)
 
     def sampler():
         while not stop.is_set():

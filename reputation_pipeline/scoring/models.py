@@ -22,6 +22,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,8 @@ from reputation_pipeline.scoring.normalize import content_hash, model_input, nor
 # torch, transformers and the modules built on them (encoder, heads, adapters) are imported
 # where models load or run, not here: every Dagster run process imports the code location,
 # and an ingest run, a sensor or the webserver never scores (torch is 1.2-2 s of that import).
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "default_models"
 DEFAULT_REF = "default"
