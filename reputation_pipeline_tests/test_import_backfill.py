@@ -417,6 +417,13 @@ def test_late_post_recomputes_its_past_hour(tmp_path, kafka_bootstrap, kafka_set
         second = run_until_idle(defs, instance, log=lambda m: None)
         assert second["rows"] == 1 and second["partitions"] == 1
         after = risk_rows(wh, h1, h2)
+        # the second run resumed the sensors' cursors from the instance: its catch-up took the late
+        # post's hour only (these hours are beyond the alert horizon: no live run)
+        from reputation_pipeline.pipeline.driver import RANGE_END, RANGE_START
+
+        latest = instance.get_runs(dg.RunsFilter(job_name="catchup_job"), limit=1)[0]
+        h1_key = h1.strftime("%Y-%m-%d-%H:%M")
+        assert (latest.tags[RANGE_START], latest.tags[RANGE_END]) == (h1_key, h1_key)
 
     assert after[("acme", h1)]["mention_count"] == before[("acme", h1)]["mention_count"] + 1
     assert after[("acme", h1)]["risk_sum"] > before[("acme", h1)]["risk_sum"]

@@ -5,8 +5,9 @@ A thin executor of the code location's own sensors. Each tick it evaluates
 planner, cursors, run keys, jobs and partition ranges; pipeline/live.py) and executes
 every run request with ``execute_in_process`` on the instance in ``DAGSTER_HOME``,
 where the daemon would queue it for a run launcher. So the two paths cannot diverge:
-what the live path remembers is in the sensors' cursors (kept here between ticks, as the
-daemon keeps them in its storage), the lake's plan log and the instance's runs.
+what the live path remembers is in the sensors' cursors (kept in the instance's cursor storage
+under ``reputation/headless/<sensor>``, as the daemon keeps its own, so the next ``run`` resumes
+where this one stopped), the lake's plan log and the instance's runs.
 
 What only this process can add, it adds around the runs, never in place of them:
 - the DuckDB warehouse is held open while runs keep coming (aggregation/warehouse.py
@@ -39,6 +40,7 @@ __all__ = ["RANGE_END", "RANGE_START", "Driver", "TickReport", "aggregate", "con
            "split_by_horizon"]
 
 INGEST_SENSOR, LIVE_SENSOR = "kafka_posts_sensor", "live_pipeline_sensor"
+CURSOR_KEY = "reputation/headless/{}"
 
 
 @dataclass
@@ -105,7 +107,9 @@ class Driver:
         # without compute-log capture: it swaps the process's stdout/stderr and starts four
         # helper processes per run (pipeline/instance.py)
         self.instance = instance if instance.is_ephemeral else headless_instance(instance)
-        self.cursors: dict[str, str | None] = {INGEST_SENSOR: None, LIVE_SENSOR: None}
+        keys = {name: CURSOR_KEY.format(name) for name in (INGEST_SENSOR, LIVE_SENSOR)}
+        stored = self.instance.daemon_cursor_storage.get_cursor_values(set(keys.values()))
+        self.cursors: dict[str, str | None] = {name: stored.get(key) for name, key in keys.items()}
         self._warehouse: contextlib.ExitStack | None = None
 
     # -- one tick ------------------------------------------------------------------------
@@ -115,8 +119,13 @@ class Driver:
         with dg.build_sensor_context(instance=self.instance, cursor=self.cursors[name], definitions=self.defs,
                                      resources=resources) as ctx:
             result = sensor(ctx)
-        self.cursors[name] = result.cursor
+        self._set_cursor(name, result.cursor)
         return result
+
+    def _set_cursor(self, name: str, cursor: str | None) -> None:
+        self.cursors[name] = cursor
+        if cursor is not None:
+            self.instance.daemon_cursor_storage.set_cursor_values({CURSOR_KEY.format(name): cursor})
 
     def execute(self, sensor_name: str, request: dg.RunRequest) -> tuple[RunReport, Any]:
         sensor = self.defs.get_sensor_def(sensor_name)
@@ -155,7 +164,7 @@ class Driver:
 
     def catch_up_now(self) -> None:
         """Make the live sensor's catch-up due on its next evaluation."""
-        self.cursors[LIVE_SENSOR] = catchup_due_now(self.cursors[LIVE_SENSOR])
+        self._set_cursor(LIVE_SENSOR, catchup_due_now(self.cursors[LIVE_SENSOR]))
 
     # -- around the runs -----------------------------------------------------------------
     def _warehouse_resources(self, stack: contextlib.ExitStack) -> tuple[str, WarehouseResource, Any] | None:

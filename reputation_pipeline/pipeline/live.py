@@ -140,7 +140,7 @@ def plan_tick(state: dict, new_hours: set[str], lane_status: dict[str, str], *, 
     if "live" not in inflight and live and now >= retry_at.get("live", 0):
         seq += 1
         job = LIVE_JOB if reference is not None and reference == fingerprint else LIVE_FULL_JOB
-        batch = f"live-{seq}"
+        batch = f"live-{seq}-{int(now)}"  # unique even if the cursor is reset (run keys stay new)
         hours = sorted(live)
         runs.append(LiveRun("live", job, hours[0], hours[-1], batch))
         inflight["live"] = {"batch": batch, "job": job, "hours": hours, "requested_at": now,
@@ -149,7 +149,7 @@ def plan_tick(state: dict, new_hours: set[str], lane_status: dict[str, str], *, 
     if "catchup" not in inflight and unchecked and now - last_catchup >= catchup_every_s \
             and now >= retry_at.get("catchup", 0):
         seq += 1
-        batch = f"catchup-{seq}"
+        batch = f"catchup-{seq}-{int(now)}"
         # wide bridging: a catch-up is slow work off the alert path, few runs beat tight ones
         for first, last in contiguous_ranges(unchecked, max_gap_hours=24):
             runs.append(LiveRun("catchup", CATCHUP_JOB, first, last, batch))
