@@ -86,10 +86,11 @@ def run_dev(port: int = 3000, host: str = "127.0.0.1", verbose: bool = False) ->
     # the background (which ignores SIGINT): dagster dev stops its processes with it
     proc = subprocess.Popen(dagster_cmd(port, host), stdout=out, stderr=subprocess.STDOUT if out else None,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # paths and settings are printed as they are, never read as rich markup
     console.print(f"Dagster UI: http://{host}:{port}   instance: {home}   "
-                  f"lake: {os.environ.get('REPUTATION_LAKE', './lake')}")
+                  f"lake: {os.environ.get('REPUTATION_LAKE', './lake')}", markup=False)
     if out is not None:
-        console.print(f"webserver, daemon, run and dbt logs: {log_path} (--verbose shows them here)")
+        console.print(f"webserver, daemon, run and dbt logs: {log_path} (--verbose shows them here)", markup=False)
     stop = threading.Event()
     threading.Thread(target=_follow_alerts, args=(console, stop), daemon=True, name="alerts").start()
 
