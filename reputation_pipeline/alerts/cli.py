@@ -10,13 +10,14 @@ from reputation_pipeline.alerts.publisher import ALERTS_TOPIC, decode_alert
 
 
 def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, idle_timeout: float | None = None,
-         as_json: bool = False, out=sys.stdout, max_messages: int | None = None, to_end: bool = False) -> int:
+         as_json: bool = False, out=sys.stdout, max_messages: int | None = None, to_end: bool = False,
+         stop=None) -> int:
     """Print alerts as they arrive (one JSON object per line with ``as_json``),
     skipping repeats of an alert_id already shown (consumer-side dedup). Stops
     after ``idle_timeout`` seconds without a message, or with ``to_end`` once every
     partition is read up to the end it had when the tail started (an offset, not a
-    timer: what a script or test that wants "every alert so far" needs). Returns the
-    count shown."""
+    timer: what a script or test that wants "every alert so far" needs), or once ``stop``
+    (a ``threading.Event``) is set. Returns the count shown."""
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
     consumer = Consumer({**settings.client_config(), "group.id": f"reputation-alerts-tail-{uuid.uuid4().hex}",
@@ -27,6 +28,8 @@ def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, i
         parts: list[int] = []
         deadline = time.monotonic() + (idle_timeout if idle_timeout is not None else 30)
         while not parts:
+            if stop is not None and stop.is_set():
+                return 0
             md = consumer.list_topics(topic, timeout=10)
             t = md.topics.get(topic)
             if t is not None and not t.error and t.partitions:
@@ -44,7 +47,7 @@ def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, i
             if high > max(low, 0):  # an empty partition has nothing to wait for
                 ends[p] = high
         last = time.monotonic()
-        while max_messages is None or shown < max_messages:
+        while (max_messages is None or shown < max_messages) and not (stop is not None and stop.is_set()):
             if to_end and all(_position(consumer, topic, p) >= end for p, end in ends.items()):
                 break
             msg = consumer.poll(0.5)

@@ -77,8 +77,10 @@ def _demo(started: float, calm_posts: int, crisis_posts: int) -> int:
                     _say(f"    top post ({post.get('platform')}): {post.get('url')}")
             return len(line)
 
+    stop_following = threading.Event()
     follower = threading.Thread(target=tail, args=(settings, topic), daemon=True,
-                                kwargs={"from_beginning": False, "idle_timeout": None, "as_json": True, "out": Printer()})
+                                kwargs={"from_beginning": False, "idle_timeout": None, "as_json": True, "out": Printer(),
+                                        "stop": stop_following})
     follower.start()
     for phase, count, crisis in (("calm", calm_posts, None), ("crisis", crisis_posts, CRISIS_BRAND)):
         for platform in PLATFORMS:
@@ -86,9 +88,15 @@ def _demo(started: float, calm_posts: int, crisis_posts: int) -> int:
         _say(f"produced {count} {phase} posts on each of {', '.join(PLATFORMS)}"
              + (f" (crisis for brand {crisis!r})" if crisis else ""))
     # the sensors and their runs in this process, until idle (the daemon's path, pipeline/driver.py)
-    totals = run_until_idle(defs, instance, log=_say)
+    # the runs' events go to the instance (the UI shows them); the terminal gets warnings only
+    totals = run_until_idle(defs, instance, log=_say, console_log_level="WARNING")
     _say(f"pipeline idle: {totals}")
-    time.sleep(4)  # let the follower print the last alerts (a daemon thread: it ends with the process)
+    time.sleep(4)  # let the follower print the last alerts
+    stop_following.set()
+    follower.join(timeout=30)
+    from reputation_pipeline.ingest.drain import close_metadata_consumers
+
+    close_metadata_consumers()  # before the stack goes away, or librdkafka logs its reconnects
     by_brand = Counter((a.get("brand"), a.get("rule"), a.get("status")) for a in seen)
     _say(f"summary after {time.monotonic() - started:.0f}s: {len(seen)} alerts on reputation.alerts")
     for (brand, rule, status), n in sorted(by_brand.items()):

@@ -49,7 +49,7 @@ def _follow_alerts(console, stop: threading.Event) -> None:
     topic = os.environ.get("REPUTATION_ALERTS_TOPIC") or ALERTS_TOPIC
     while not stop.is_set():
         try:
-            tail(KafkaSettings.from_env(), topic, as_json=True, out=Out(), idle_timeout=None)
+            tail(KafkaSettings.from_env(), topic, as_json=True, out=Out(), idle_timeout=None, stop=stop)
         except Exception as exc:  # noqa: BLE001 -- the broker may not be up yet; keep following
             console.print(f"[yellow]alerts: cannot follow {topic} ({type(exc).__name__}); retrying[/]",
                           markup=True, highlight=False)

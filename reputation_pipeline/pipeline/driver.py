@@ -99,11 +99,15 @@ def aggregate(defs: dg.Definitions, instance: dg.DagsterInstance, first: str, la
 class Driver:
     """Evaluates the sensors and executes their run requests, one tick at a time."""
 
-    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, log=print):
+    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, log=print,
+                 console_log_level: str | None = None):
         # Headless, the tick is the batching: it plans every backlog at once instead of waiting
         # for a minimum batch size (REPUTATION_INGEST_MIN_RECORDS set explicitly wins).
         os.environ.setdefault("REPUTATION_INGEST_MIN_RECORDS", "1")
         self.defs, self.log = defs, log
+        # what the runs' console logger prints here (e.g. WARNING for the demo); every event is
+        # in the instance's event log whatever this says
+        self.console_log_level = console_log_level
         # without compute-log capture: it swaps the process's stdout/stderr and starts four
         # helper processes per run (pipeline/instance.py)
         self.instance = instance if instance.is_ephemeral else headless_instance(instance)
@@ -131,7 +135,10 @@ class Driver:
         sensor = self.defs.get_sensor_def(sensor_name)
         job = self.defs.resolve_job_def(request.job_name or sensor.job_name)
         started = time.monotonic()
-        result = job.execute_in_process(run_config=request.run_config, tags=request.tags, instance=self.instance,
+        run_config = dict(request.run_config)
+        if self.console_log_level:
+            run_config["loggers"] = {"console": {"config": {"log_level": self.console_log_level}}}
+        result = job.execute_in_process(run_config=run_config, tags=request.tags, instance=self.instance,
                                         raise_on_error=False)
         report = RunReport(job.name, result.run_id, result.success, time.monotonic() - started,
                            request.tags.get(LANE_TAG), request.tags.get(RANGE_START), request.tags.get(RANGE_END))
@@ -244,8 +251,9 @@ class Driver:
             finish_parse_ahead()  # no dbt run needed it: let it finish rather than leave it behind
 
 
-def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, log=print, max_ticks: int = 1000) -> dict:
-    driver = Driver(defs, instance, log)
+def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, log=print, max_ticks: int = 1000,
+                   console_log_level: str | None = None) -> dict:
+    driver = Driver(defs, instance, log, console_log_level=console_log_level)
     totals = {"ticks": 0, "ingest_runs": 0, "rows": 0, "quarantined": 0, "partitions": 0,
               "alerts_published": 0, "runs_by_job": {}, "ranges": []}
     touched: set[str] = set()
