@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_alert_latency import (crisis_schedule, follow_alerts, percentile, since_condition_met,  # noqa: E402
                                  stream_posts)
 
-IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
 def _free_port() -> int:
@@ -111,6 +110,7 @@ def main() -> int:
     from reputation_pipeline.alerts.publisher import AlertPublisherResource
     from reputation_pipeline.ingest.kafka_client import KafkaSettings, topic_for
     from reputation_pipeline.ingest.produce import ensure_topic
+    from reputation_pipeline.pipeline.live import IN_PROGRESS
 
     work = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
     platform = f"dm{uuid.uuid4().hex[:8]}"
@@ -155,7 +155,7 @@ def main() -> int:
     def sampler():
         while not stop.is_set():
             counts = Counter(r.status.value for r in instance.get_runs(
-                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus(s) for s in IN_PROGRESS])))
+                filters=dg.RunsFilter(statuses=list(IN_PROGRESS))))
             samples.append((time.time() - started, counts["QUEUED"] + counts["NOT_STARTED"],
                             counts["STARTING"] + counts["STARTED"], tree_rss(dev.pid)))
             stop.wait(2)

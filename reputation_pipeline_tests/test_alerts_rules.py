@@ -162,3 +162,14 @@ def test_history_before_the_horizon_is_recorded_not_published():
     now = T0 + 10 * H
     assert alerting_horizon({}, now) == now - 6 * H
     assert alerting_horizon({PUBLISH_HISTORY_TAG: "true"}, now) is None
+
+
+def test_an_alert_line_carries_no_terminal_control_sequence():
+    from reputation_pipeline.alerts.render import alert_line
+
+    hostile = {"status": "firing", "severity": "critical", "brand": "acme\x1b[2J\x1b]0;owned\x07",
+               "rule": "toxic_post", "window_start": "2026-12-01T10:00:00+00:00",
+               "summary": "[bold red]fake[/] \u202eevil\r\nforged line"}
+    text = alert_line(hostile).plain
+    assert not any(ch in text for ch in "\x1b\x07\r\n\u202e")
+    assert "[bold red]fake[/]" in text  # printed as written, never read as markup

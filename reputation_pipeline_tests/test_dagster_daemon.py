@@ -32,12 +32,11 @@ from reputation_pipeline.ingest.produce import produce
 from reputation_pipeline.lake.read import read_parquet_prefix
 from reputation_pipeline.lake.store import open_lake
 from reputation_pipeline.pipeline.launcher import LocalRunLauncher, worker_pid
+from reputation_pipeline.pipeline.live import IN_PROGRESS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 CAP_S = 900  # a hung pipeline, not a slow machine, reaches this
-IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 LIVE_JOBS = ("live_job", "live_full_job")
 
 
@@ -128,7 +127,7 @@ def caught_up(instance, store, platform, produced: int) -> bool:
     started after the last ingest run ended has succeeded (it took the last hours)."""
     log = PlanLog(store)
     committed = sum(c.end - c.start for p in range(4) for c in log.commits(topic_for(platform), p))
-    if committed < produced or runs(instance, IN_PROGRESS):
+    if committed < produced or runs(instance, list(IN_PROGRESS)):
         return False
     ingests = instance.get_run_records(dg.RunsFilter(job_name="ingest_job", statuses=[dg.DagsterRunStatus.SUCCESS]))
     if not ingests:
@@ -176,7 +175,7 @@ def test_daemon_path_alerts_survives_sigkill_and_drains_its_queue(kafka_settings
         assert [a for a, n in ids.items() if n > 1] == [], "an alert was published twice"
         risk = [a for a in alerts if a.get("rule") != "no_data"]
         assert {a["brand"] for a in risk} == {"acme"}, risk
-        assert not runs(instance, IN_PROGRESS), "the run queue is not empty"
+        assert not runs(instance, list(IN_PROGRESS)), "the run queue is not empty"
         killed = [r for r in runs(instance, [dg.DagsterRunStatus.FAILURE])
                   if r.job_name in LIVE_JOBS or r.job_name == "ingest_job"]
         all_runs = runs(instance)

@@ -20,6 +20,8 @@ def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, i
     (a ``threading.Event``) is set. Returns the count shown."""
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
+    from reputation_pipeline.alerts.render import alert_line, plain
+
     consumer = Consumer({**settings.client_config(), "group.id": f"reputation-alerts-tail-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})
     seen: set[str] = set()
@@ -67,10 +69,9 @@ def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, i
             if as_json:
                 out.write(json.dumps(alert, sort_keys=True) + "\n")
             else:
-                out.write(f"[{alert.get('status', '?'):8}] [{alert.get('severity') or '-':8}] "
-                          f"{alert.get('summary') or alert.get('brand')}  ({aid[:12]})\n")
+                out.write(f"{alert_line(alert).plain}  ({plain(aid, 12)})\n")  # message values made safe
                 for post in (alert.get("explanation") or {}).get("top_posts", [])[:3]:
-                    out.write(f"    {post.get('platform')}: {post.get('url')}\n")
+                    out.write(f"    {plain(post.get('platform'), 32)}: {plain(post.get('url'))}\n")
             out.flush()
     finally:
         consumer.close()

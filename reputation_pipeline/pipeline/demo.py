@@ -48,6 +48,7 @@ def run_demo(calm_posts: int = 800, crisis_posts: int = 800, keep: bool = False)
 
 def _demo(started: float, calm_posts: int, crisis_posts: int) -> int:
     from reputation_pipeline.alerts.cli import tail
+    from reputation_pipeline.alerts.render import alert_line, plain
     from reputation_pipeline.alerts.publisher import ALERTS_TOPIC
     from reputation_pipeline.ingest.kafka_client import KafkaSettings
     from reputation_pipeline.ingest.produce import ensure_topic, produce
@@ -71,10 +72,9 @@ def _demo(started: float, calm_posts: int, crisis_posts: int) -> int:
             if line.strip():
                 alert = json.loads(line)
                 seen.append(alert)
-                _say(f"ALERT [{alert.get('status')}/{alert.get('severity')}] {alert.get('brand')} · {alert.get('rule')} · "
-                     f"{alert.get('window_start')} — {alert.get('summary') or ''}")
+                _say(alert_line(alert).plain)  # message values made safe for a terminal
                 for post in (alert.get("explanation") or {}).get("top_posts", [])[:2]:
-                    _say(f"    top post ({post.get('platform')}): {post.get('url')}")
+                    _say(f"    top post ({plain(post.get('platform'), 32)}): {plain(post.get('url'))}")
             return len(line)
 
     stop_following = threading.Event()

@@ -200,17 +200,11 @@ def new_raw_hours(instance: dg.DagsterInstance, after: int | None) -> tuple[set[
     result = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_posts"), after_storage_id=after),
         limit=RECORDS_PER_TICK, ascending=True)
-    hours = set()
-    valid = set()
-    for record in result.records:
-        key = record.asset_materialization.partition if record.asset_materialization else None
-        if key:
-            valid.add(key)
-        after = max(after or 0, record.storage_id)
-    for key in valid:  # never request an hour Dagster does not know
-        if hourly_partitions.has_partition_key(key):
-            hours.add(key)
-    return hours, after
+    keys = {r.asset_materialization.partition for r in result.records if r.asset_materialization}
+    if result.records:
+        after = max(r.storage_id for r in result.records)
+    # never request an hour Dagster does not know
+    return {k for k in keys if k and hourly_partitions.has_partition_key(k)}, after
 
 
 def lane_statuses(instance: dg.DagsterInstance, inflight: dict, now: float) -> dict[str, str]:
