@@ -1,15 +1,18 @@
 """Partitioning shared by every stage: event-time hours.
 
 Raw posts, scores and the dbt models are partitioned by the hour of the post's
-event time (UTC). ``end_offset`` admits posts stamped up to a day ahead of the
-broker clock (skewed producers); anything further ahead is quarantined.
+event time (UTC). Ingest admits event times from ``PARTITIONS_START`` to 24 h
+after the plan's reference time (``ingest.validate.event_time_bounds_ms``) and
+quarantines the rest, so every admitted post lands in an hour defined here:
+``end_offset`` 25 covers the current hour and the 24 after it (a plan's
+reference time is never later than now).
 """
 import dagster as dg
 
 PARTITIONS_START = "2000-01-01-00:00"
 
 hourly_partitions = dg.HourlyPartitionsDefinition(
-    start_date=PARTITIONS_START, end_offset=24, timezone="UTC"
+    start_date=PARTITIONS_START, end_offset=25, timezone="UTC"
 )
 
 

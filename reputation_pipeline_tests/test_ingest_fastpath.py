@@ -16,7 +16,8 @@ from reputation_pipeline.lake.schemas import RAW_POSTS
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
 NOW_MS = int(NOW.timestamp() * 1000)
-CTX = fastpath.Context("social.posts.twitter", 3, "twitter", frozenset({"twitter", "reddit"}))
+PLANNED_MS = NOW_MS + 60_000  # a range is planned after its messages arrived
+CTX = fastpath.Context("social.posts.twitter", 3, "twitter", frozenset({"twitter", "reddit"}), PLANNED_MS)
 
 
 def _posts(n: int, seed: int = 1) -> list[dict]:
@@ -93,14 +94,14 @@ def _coords(values, jitter_ms: int = 5000):
     return offsets, timestamps, keys
 
 
-def _reference(values, ctx=CTX, jitter_ms: int = 5000):
+def _reference(values, ctx=CTX, jitter_ms: int = 5000, coords=None):
     """validate_post on every message, as the drain did before the fast path."""
-    offsets, timestamps, keys = _coords(values, jitter_ms)
+    offsets, timestamps, keys = coords or _coords(values, jitter_ms)
     rows, rejected = [], []
     for value, offset, ts_ms, key in zip(values, offsets, timestamps, keys):
         result = validate_post(value, topic_platform=ctx.platform, known_platforms=ctx.known_platforms,
-                               kafka_timestamp_ms=ts_ms, limits=ctx.limits)
-        kafka_ts = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+                               kafka_timestamp_ms=ts_ms, reference_ms=ctx.reference_ms, limits=ctx.limits)
+        kafka_ts = fastpath.kafka_datetime(ts_ms)
         if isinstance(result, Rejection):
             rejected.append({"reason": result.reason, "detail": result.detail, "topic": ctx.topic,
                              "partition": ctx.partition, "offset": offset, "kafka_timestamp": kafka_ts, "key": key,
@@ -111,8 +112,8 @@ def _reference(values, ctx=CTX, jitter_ms: int = 5000):
     return pa.Table.from_pylist(rows, schema=RAW_POSTS), rejected
 
 
-def _convert(values, batch: int | None = None, ctx=CTX, jitter_ms: int = 5000):
-    offsets, timestamps, keys = _coords(values, jitter_ms)
+def _convert(values, batch: int | None = None, ctx=CTX, jitter_ms: int = 5000, coords=None):
+    offsets, timestamps, keys = coords or _coords(values, jitter_ms)
     step = batch or len(values)
     results = [fastpath.convert(values[i:i + step], offsets[i:i + step], timestamps[i:i + step], keys[i:i + step], ctx)
                for i in range(0, len(values), step)]
@@ -176,7 +177,7 @@ def test_edge_cases_taken_fast_when_certain():
 
 
 def test_limits_apply_to_both_paths():
-    ctx = fastpath.Context(CTX.topic, CTX.partition, CTX.platform, CTX.known_platforms,
+    ctx = fastpath.Context(CTX.topic, CTX.partition, CTX.platform, CTX.known_platforms, PLANNED_MS,
                            Limits(max_message_bytes=400, max_text_chars=60))
     values = _corpus(300, seed=4)
     posts, rejected, _ = _convert(values, 100, ctx)
@@ -187,7 +188,7 @@ def test_limits_apply_to_both_paths():
 
 
 def test_unknown_topic_platform_goes_slow():
-    ctx = fastpath.Context("social.posts.twitter", 0, "twitter", frozenset({"reddit"}))
+    ctx = fastpath.Context("social.posts.twitter", 0, "twitter", frozenset({"reddit"}), PLANNED_MS)
     values = _corpus(50, seed=5)
     posts, rejected, fast_rows = _convert(values, ctx=ctx)
     assert fast_rows == 0 and posts.num_rows == 0

@@ -199,7 +199,8 @@ def execute_plan(
             f"(log start offset {low}); gap recorded under _ingest/gaps/. Refusing to skip silently.")
 
     platform = platform_of(plan.topic)
-    ctx = fastpath.Context(plan.topic, plan.partition, platform, frozenset(platforms), limits)
+    ctx = fastpath.Context(plan.topic, plan.partition, platform, frozenset(platforms),
+                           reference_ms=int(plan.planned_at * 1000), limits=limits)
     results, last_offset = _convert_range(consumer, plan, settings, low, ctx)
     quarantined = [row for r in results for row in r.quarantine]
 

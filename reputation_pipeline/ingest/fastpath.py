@@ -13,6 +13,7 @@ depends on which path took it, nor on how messages were batched.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,8 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from reputation_pipeline.ingest.validate import MAX_FUTURE_SKEW, MIN_EVENT_TIME, Limits, Rejection, validate_post
+from reputation_pipeline.ingest.validate import (
+    MAX_FUTURE_SKEW, MAX_SKEW_MS, MIN_EVENT_MS, MIN_EVENT_TIME, Limits, Rejection, validate_post,
+)
 from reputation_pipeline.lake.schemas import MEDIA_TYPE, RAW_POSTS, RAW_POSTS_SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
 
 # The fields validate_post reads; other fields are ignored by both paths.
 PARSE_SCHEMA = pa.schema([
@@ -78,11 +83,16 @@ DAYS_IN_MONTH = pa.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], pa
 
 @dataclass(frozen=True)
 class Context:
-    """What a plan knows about its messages besides their bytes."""
+    """What a plan knows about its messages besides their bytes.
+
+    ``reference_ms`` is the plan's own clock (when it was planned, or an import's reference
+    time), recorded with the plan so that a retry judges every timestamp the same way.
+    """
     topic: str
     partition: int
     platform: str
     known_platforms: frozenset[str]
+    reference_ms: int
     limits: Limits = Limits()
 
 
@@ -96,6 +106,16 @@ class ChunkResult:
 def convert(values: Sequence[bytes | None], offsets: Sequence[int], timestamps_ms: Sequence[int],
             keys: Sequence[bytes | None], ctx: Context) -> ChunkResult:
     """Rows and rejections for parallel sequences of message values and coordinates."""
+    try:
+        return _convert(values, offsets, timestamps_ms, keys, ctx)
+    except Exception:  # noqa: BLE001 - the bulk reader failed on input it should have declined
+        log.exception("fast path failed on %s/%s; converting these %d messages one by one",
+                      ctx.topic, ctx.partition, len(values))
+        posts, quarantine = _slow_path(list(range(len(values))), values, offsets, timestamps_ms, keys, ctx)
+        return ChunkResult(posts, quarantine, 0)
+
+
+def _convert(values, offsets, timestamps_ms, keys, ctx: Context) -> ChunkResult:
     n = len(values)
     candidates = _candidates(values, ctx.limits)
     lines = values if len(candidates) == n else [values[i] for i in candidates.to_pylist()]
@@ -252,7 +272,12 @@ def _accept(t: pa.Table, created_us: pa.Array, kafka_ms: pa.Array, ctx: Context)
     media = col["media"]
     media_items = media.flatten()
     created = col["created_at"]
+    ref = pa.scalar(ctx.reference_ms, pa.int64())
+    kafka_ok = pc.and_(pc.greater_equal(kafka_ms, MIN_EVENT_MS), pc.less_equal(kafka_ms, ref.as_py() + MAX_SKEW_MS))
+    # with kafka_ok false the products below may wrap (Arrow's unchecked arithmetic): _all is false anyway
+    latest_us = pc.add(pc.multiply(pc.min_element_wise(kafka_ms, ref), 1000), MAX_SKEW_US)
     return _all(
+        kafka_ok,
         _safe_id(col["post_id"]), _safe_id(col["author_id"]),
         pc.equal(col["platform"], ctx.platform),
         _max_chars(col["text"], min(lim.max_text_chars, lim.max_message_bytes)),
@@ -264,7 +289,7 @@ def _accept(t: pa.Table, created_us: pa.Array, kafka_ms: pa.Array, ctx: Context)
         _absent_or(col["reply_to"], _safe_id(col["reply_to"])),
         _count_ok(col["author_followers"]), *(_count_ok(m) for m in metrics),
         _absent_or(created, pc.and_(pc.greater_equal(created_us, MIN_EVENT_US),
-                                    pc.less_equal(created_us, pc.add(pc.multiply(kafka_ms, 1000), MAX_SKEW_US)))),
+                                    pc.less_equal(created_us, latest_us))),
         _lists_ok(col["hashtags"], pc.is_valid(col["hashtags"].flatten())),
         _lists_ok(col["mentions"], pc.is_valid(col["mentions"].flatten())),
         _lists_ok(media, _all(pc.is_valid(media_items), pc.is_valid(media_items.field("type")),
@@ -363,8 +388,18 @@ def _fast_table(t: pa.Table, created_us: pa.Array, kafka_ms: pa.Array, offsets: 
 
 # -- the slow path --------------------------------------------------------------------------------
 
-def kafka_datetime(ts_ms: int) -> datetime:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+def kafka_datetime(ts_ms: int) -> datetime | None:
+    """The broker timestamp as a datetime; None where it has none (-1) or one no reader can hold."""
+    try:
+        return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc) if ts_ms >= 0 else None
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def quarantine_row(ctx: Context, offset: int, ts_ms: int, key: bytes | None, value: bytes | None,
+                   rejection: Rejection) -> dict:
+    return {"reason": rejection.reason, "detail": rejection.detail, "topic": ctx.topic, "partition": ctx.partition,
+            "offset": offset, "kafka_timestamp": kafka_datetime(ts_ms), "key": key, "raw": value}
 
 
 def _slow_path(indices: list[int], values, offsets, timestamps_ms, keys, ctx: Context) -> tuple[pa.Table, list[dict]]:
@@ -372,17 +407,26 @@ def _slow_path(indices: list[int], values, offsets, timestamps_ms, keys, ctx: Co
     for i in indices:
         value, offset, ts_ms = values[i], offsets[i], timestamps_ms[i]
         result = validate_post(value, topic_platform=ctx.platform, known_platforms=ctx.known_platforms,
-                               kafka_timestamp_ms=ts_ms, limits=ctx.limits)
-        kafka_ts = kafka_datetime(ts_ms)
+                               kafka_timestamp_ms=ts_ms, reference_ms=ctx.reference_ms, limits=ctx.limits)
         if isinstance(result, Rejection):
-            quarantine.append({"reason": result.reason, "detail": result.detail, "topic": ctx.topic,
-                               "partition": ctx.partition, "offset": offset, "kafka_timestamp": kafka_ts,
-                               "key": keys[i], "raw": value})
+            quarantine.append(quarantine_row(ctx, offset, ts_ms, keys[i], value, result))
             continue
         result.update(kafka_topic=ctx.topic, kafka_partition=ctx.partition, kafka_offset=offset,
-                      kafka_timestamp=kafka_ts)
-        rows.append(result)
-    return pa.Table.from_pylist(rows, schema=RAW_POSTS), quarantine
+                      kafka_timestamp=kafka_datetime(ts_ms))
+        rows.append((i, result))
+    try:
+        return pa.Table.from_pylist([row for _, row in rows], schema=RAW_POSTS), quarantine
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        pass  # a row validate_post accepted but Arrow refuses: find it, quarantine only it
+    tables = []
+    for i, row in rows:
+        try:
+            tables.append(pa.Table.from_pylist([row], schema=RAW_POSTS))
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+            quarantine.append(quarantine_row(ctx, offsets[i], timestamps_ms[i], keys[i], values[i], Rejection(
+                "unconvertible_record", f"{type(exc).__name__}: {str(exc)[:200]}")))
+    quarantine.sort(key=lambda q: q["offset"])
+    return pa.concat_tables([RAW_POSTS.empty_table(), *tables]), quarantine
 
 
 # -- output files ---------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ COUNT_FIELDS = ("likes", "shares", "comments", "views")
 INT_CELL = re.compile(r"[+-]?[0-9]{1,19}")
 # read at most this much of one JSONL line; longer lines are cut (and rejected as oversized)
 MAX_LINE_BYTES = 1_000_000 + 2
+MAX_RAW_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,11 @@ def read_csv(path: str | Path, platform: str, progress: Progress | None = None) 
             except UnicodeEncodeError:
                 yield start, line  # undecodable bytes: validate_post classifies it as invalid_utf8
                 continue
-            yield start, orjson.dumps(csv_row_to_object(header, row, platform))
+            try:
+                yield start, orjson.dumps(csv_row_to_object(header, row, platform))
+            except orjson.JSONEncodeError as exc:  # e.g. a count below -2**63
+                yield start, Malformed("malformed_record", f"CSV record cannot be represented as JSON: {str(exc)[:120]}",
+                                       line)
 
 
 # -- Parquet --------------------------------------------------------------------------------------
@@ -260,13 +265,38 @@ def read_parquet(path: str | Path, platform: str, progress: Progress | None = No
     for batch in pf.iter_batches(batch_size=batch_rows):
         if progress:
             progress(size * row_no // total_rows)
-        for row in batch.to_pylist():
+        for row in _batch_rows(batch):
             row_no += 1
+            if isinstance(row, Malformed):
+                yield row_no, row
+                continue
             try:
                 yield row_no, orjson.dumps(parquet_row_to_object(row, platform, has_platform), default=_default)
-            except (TypeError, orjson.JSONEncodeError) as exc:
+            except (TypeError, ValueError, OverflowError, orjson.JSONEncodeError) as exc:
                 yield row_no, Malformed("malformed_record", f"row cannot be represented as JSON: {str(exc)[:120]}",
-                                        repr(row).encode("utf-8", "replace")[:1_000_000])
+                                        repr(row).encode("utf-8", "replace")[:MAX_RAW_BYTES])
+
+
+def _batch_rows(batch) -> Iterator[dict[str, Any] | Malformed]:
+    """The batch's rows as Python values; a row Python cannot hold (a timestamp past year
+    9999, say) becomes a Malformed record instead of failing the batch."""
+    try:
+        yield from batch.to_pylist()
+        return
+    except (ValueError, OverflowError, TypeError, ArithmeticError):
+        pass
+    for i in range(batch.num_rows):
+        row = batch.slice(i, 1)
+        try:
+            yield row.to_pylist()[0]
+        except (ValueError, OverflowError, TypeError, ArithmeticError) as exc:
+            yield Malformed("malformed_record", f"row has a value Python cannot represent: {str(exc)[:120]}",
+                            _arrow_text(row).encode("utf-8", "replace")[:MAX_RAW_BYTES])
+
+
+def _arrow_text(row) -> str:
+    # Arrow formats its own values, including those Python's datetime cannot hold
+    return "\n".join(f"{name}: {row.column(j).to_string(indent=0, window=3)}" for j, name in enumerate(row.schema.names))
 
 
 def read_records(path: str | Path, fmt: str, platform: str,

@@ -195,7 +195,7 @@ def convert_chunk(records: Sequence[tuple[int, bytes | Malformed]], plan: Import
         else:
             values.append(value)
             numbers.append(number)
-    ctx = fastpath.Context(topic, 0, plan.platform, known_platforms, limits)
+    ctx = fastpath.Context(topic, 0, plan.platform, known_platforms, reference_ms=plan.reference_ms, limits=limits)
     result = fastpath.convert(values, numbers, [plan.reference_ms] * len(values), [None] * len(values), ctx)
     quarantine.extend(result.quarantine)
     posts = result.posts

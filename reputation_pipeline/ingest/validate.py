@@ -17,6 +17,8 @@ from reputation_pipeline.lake.schemas import RAW_POSTS_SCHEMA_VERSION
 
 MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
 MAX_FUTURE_SKEW = timedelta(hours=24)
+MIN_EVENT_MS = int(MIN_EVENT_TIME.timestamp()) * 1000
+MAX_SKEW_MS = int(MAX_FUTURE_SKEW.total_seconds()) * 1000
 
 # Identifiers end up in SQL (as bound data) and in logs; we still hold them to
 # a conservative charset so they can never escape a path or a quoted literal.
@@ -118,22 +120,55 @@ def _timestamp(raw: str, name: str) -> datetime:
         raise _Reject("invalid_timestamp", f"{name!r} is out of range in UTC: {raw[:64]!r}") from None
 
 
+def event_time_bounds_ms(reference_ms: int) -> tuple[int, int]:
+    """[lowest, highest] event time (epoch ms) a post may carry, given the plan's reference
+    time (when the drain planned the range, or an import's reference time).
+
+    Every hour in this range is an hour partition Dagster knows (``partitions.py``), so a
+    timestamp outside it, from the post or from the broker, is a quarantine reason.
+    """
+    return MIN_EVENT_MS, reference_ms + MAX_SKEW_MS
+
+
+def kafka_timestamp_problem(kafka_timestamp_ms: int, reference_ms: int) -> str | None:
+    """Why a broker timestamp cannot stand for a post's arrival, or None when it can.
+    (Producers set CreateTime freely; the broker accepts any 64-bit value, and -1 means none.)"""
+    lo, hi = event_time_bounds_ms(reference_ms)
+    if lo <= kafka_timestamp_ms <= hi:
+        return None
+    return (f"the Kafka timestamp {kafka_timestamp_ms} ms is outside the event-time range "
+            f"[{_iso_ms(lo)}, {_iso_ms(hi)}]")
+
+
+def _iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+
+
 def validate_post(
     value: bytes | None,
     *,
     topic_platform: str,
     known_platforms: frozenset[str] | set[str] | tuple[str, ...],
     kafka_timestamp_ms: int,
+    reference_ms: int | None = None,
     limits: Limits = Limits(),
 ) -> dict[str, Any] | Rejection:
-    """Return a row (dict of RAW_POSTS columns, without Kafka coordinates) or a Rejection."""
+    """Return a row (dict of RAW_POSTS columns, without Kafka coordinates) or a Rejection.
+
+    ``reference_ms`` is the plan's reference time (defaults to the Kafka timestamp); no event
+    time may lie more than MAX_FUTURE_SKEW after it. Any failure on one message, including
+    one this code did not foresee, is a Rejection: one record never fails its batch.
+    """
     try:
-        return _validate(value, topic_platform, known_platforms, kafka_timestamp_ms, limits)
+        return _validate(value, topic_platform, known_platforms, kafka_timestamp_ms,
+                         kafka_timestamp_ms if reference_ms is None else reference_ms, limits)
     except _Reject as rej:
         return rej.rejection
+    except Exception as exc:  # noqa: BLE001 - the record is quarantined with the error as its reason
+        return Rejection("unreadable_record", f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
-def _validate(value, topic_platform, known_platforms, kafka_timestamp_ms, limits) -> dict[str, Any]:
+def _validate(value, topic_platform, known_platforms, kafka_timestamp_ms, reference_ms, limits) -> dict[str, Any]:
     if value is None or len(value) == 0:
         raise _Reject("empty_message", "message has no value (tombstone or empty payload)")
     if len(value) > limits.max_message_bytes:
@@ -187,14 +222,19 @@ def _validate(value, topic_platform, known_platforms, kafka_timestamp_ms, limits
     if not isinstance(metrics, dict):
         raise _Reject("wrong_type", "'metrics' must be an object {likes, shares, comments}")
 
+    problem = kafka_timestamp_problem(kafka_timestamp_ms, reference_ms)
+    if problem:
+        raise _Reject("invalid_kafka_timestamp", problem)
     kafka_ts = datetime.fromtimestamp(kafka_timestamp_ms / 1000, tz=timezone.utc)
     created_raw = _str(obj, "created_at", max_len=64)
     if created_raw is not None:
         created_at = _timestamp(created_raw, "created_at")
         if created_at < MIN_EVENT_TIME:
             raise _Reject("absurd_timestamp", f"created_at {created_raw!r} is before 2000")
-        if created_at > kafka_ts + MAX_FUTURE_SKEW:
-            raise _Reject("absurd_timestamp", f"created_at {created_raw!r} is more than 24h after the broker received it")
+        latest = datetime.fromtimestamp(min(kafka_timestamp_ms, reference_ms) / 1000, tz=timezone.utc) + MAX_FUTURE_SKEW
+        if created_at > latest:
+            raise _Reject("absurd_timestamp", f"created_at {created_raw!r} is more than 24h after the broker "
+                                              "received it or the drain planned it")
         event_time, source = created_at, "created_at"
     else:
         created_at, event_time, source = None, kafka_ts, "kafka_timestamp"
