@@ -4,6 +4,7 @@ the environment through ``dg.EnvVar``, never hard-coded or put in run config."""
 from __future__ import annotations
 
 import os
+import re
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -11,7 +12,6 @@ from dagster_aws.s3 import S3Resource
 from reputation_pipeline.lake.store import LakeStore, open_lake
 
 DEFAULT_LAKE = "./lake"
-PLATFORMS = ("twitter", "reddit", "facebook", "instagram", "tiktok", "youtube")
 
 
 def lake_uri_from_env() -> str:
@@ -46,14 +46,32 @@ def default_lake_resource() -> LakeResource:
     return LakeResource(uri=DEFAULT_LAKE)
 
 
-def platforms_from_env() -> frozenset[str]:
-    """Platforms to ingest: ``REPUTATION_PLATFORMS`` (comma-separated) or the defaults.
-    A platform name becomes a path segment, so only [a-z0-9_] is accepted."""
-    import re
+PLATFORM_NAME = re.compile(r"[a-z0-9_]{1,32}")  # a platform becomes a lake path segment
 
-    raw = os.environ.get("REPUTATION_PLATFORMS")
-    names = [p.strip() for p in raw.split(",")] if raw else list(PLATFORMS)
-    bad = [n for n in names if not re.fullmatch(r"[a-z0-9_]{1,32}", n)]
+
+def platform_selection() -> frozenset[str] | None:
+    """The platforms ``REPUTATION_PLATFORMS`` (comma-separated) narrows ingest to, or None
+    when it is unset: then every ``social.posts.<name>`` topic with a valid name is drained."""
+    raw = os.environ.get("REPUTATION_PLATFORMS", "").strip()
+    if not raw:
+        return None
+    names = [p.strip() for p in raw.split(",") if p.strip()]
+    bad = [n for n in names if not PLATFORM_NAME.fullmatch(n)]
     if bad:
-        raise ValueError(f"REPUTATION_PLATFORMS has invalid names {bad}: use [a-z0-9_]")
-    return frozenset(n for n in names if n)
+        raise ValueError(f"REPUTATION_PLATFORMS has invalid names {bad}: use [a-z0-9_]{{1,32}}")
+    return frozenset(names)
+
+
+def platform_refusal(name: str, selection: frozenset[str] | None) -> str | None:
+    """Why posts of ``name`` are not ingested, or None when they are."""
+    if not PLATFORM_NAME.fullmatch(name):
+        return "not a valid platform name ([a-z0-9_]{1,32})"
+    if selection is not None and name not in selection:
+        return f"not in REPUTATION_PLATFORMS ({', '.join(sorted(selection))})"
+    return None
+
+
+def admitted_platforms(name: str, selection: frozenset[str] | None) -> frozenset[str]:
+    """The platforms a drain or import of ``name`` validates posts against: that one when
+    ``selection`` admits it, else none (then every post is quarantined as unknown_platform)."""
+    return frozenset() if platform_refusal(name, selection) else frozenset({name})

@@ -285,6 +285,26 @@ def test_import_cli_reports_partitions_to_dagster(tmp_path, platform, monkeypatc
         assert len(instance.fetch_materializations(dg.AssetKey("raw_posts"), limit=100).records) == len(records)
 
 
+def test_import_takes_any_valid_platform_unless_narrowed(tmp_path, monkeypatch):
+    """`import --platform x` works out of the box (X is Twitter's name); REPUTATION_PLATFORMS
+    narrows what is admitted, and a name that could not be a lake path is refused."""
+    from reputation_pipeline.ingest.importer import ImportFailed, import_files
+
+    jsonl = tmp_path / "x.jsonl"
+    write_jsonl(jsonl, make_posts("x", 20, run_id="x"))
+    store = open_lake(str(tmp_path / "lake"))
+    monkeypatch.delenv("REPUTATION_PLATFORMS", raising=False)
+    summary = import_files([jsonl], platform="x", store=store)
+    assert summary.as_dict()["rows"] == 20  # (and the bad lines write_jsonl adds are quarantined)
+    assert store.folders("raw/posts/") == ["platform=x"]
+    for bad in ("X", "x/../y", ""):
+        with pytest.raises(ImportFailed, match="not a valid platform name"):
+            import_files([jsonl], platform=bad, store=store)
+    monkeypatch.setenv("REPUTATION_PLATFORMS", "twitter,reddit")
+    with pytest.raises(ImportFailed, match="not in REPUTATION_PLATFORMS"):
+        import_files([jsonl], platform="x", store=store)
+
+
 # -- backfill and late data with the project's definitions ----------------------------------------
 
 def project_defs(lake: Path, duckdb_path: Path, bootstrap: str, alerts_topic: str) -> dg.Definitions:

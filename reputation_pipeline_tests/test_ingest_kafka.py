@@ -130,25 +130,49 @@ def test_retention_gap_fails_loudly_and_is_recorded(kafka_settings, tmp_path, pl
     assert gap["log_start_offset"] == 450 and gap["lost_offsets"] > 0
 
 
-def test_unconfigured_posts_topic_is_warned_about_once(kafka_settings, tmp_path, platform):
-    """A posts topic whose platform is not configured is skipped with one warning,
-    not one per sensor tick (the cursor remembers it)."""
+def test_every_valid_posts_topic_is_drained_by_default_and_a_skipped_one_is_named_every_tick(kafka_settings, tmp_path,
+                                                                                               platform, monkeypatch):
+    """Unset REPUTATION_PLATFORMS drains every social.posts.<name> with a valid name (X's
+    `social.posts.x` included); setting it narrows. A posts topic not drained is named,
+    with its reason, on every tick: an operator finds it in the sensor's status."""
     import time
 
+    from reputation_pipeline.ingest import kafka_posts_sensor
     from reputation_pipeline.ingest.drain import make_consumer
-    from reputation_pipeline.ingest.tick import plan_tick
+    from reputation_pipeline.ingest.kafka_client import KafkaResource
+    from reputation_pipeline.ingest.tick import plan_tick, posts_topics
+    from reputation_pipeline.resources import LakeResource
 
-    ensure_topic(kafka_settings, topic_for(platform), 1)
+    # named to sort first among the shared broker's topics: the sensor's status lists the first ten
+    valid, invalid = topic_for("a" + platform), topic_for("A" + platform + "-v2")
+    for topic in (valid, invalid):
+        ensure_topic(kafka_settings, topic, 1)
     plan_log = PlanLog(open_lake(str(tmp_path / "lake")))
     consumer = make_consumer(kafka_settings.client_config())
     try:
-        first = plan_tick(consumer, plan_log, frozenset({"not-" + platform}), PlanningPolicy(), {}, time.time())
-        second = plan_tick(consumer, plan_log, frozenset({"not-" + platform}), PlanningPolicy(), first.cursor, time.time())
+        drained, skipped = posts_topics(consumer, None)
+        assert valid in drained and invalid not in drained
+        assert "not a valid platform name" in skipped[invalid]
+        narrowed = frozenset({platform})
+        ticks = [plan_tick(consumer, plan_log, narrowed, PlanningPolicy(), {}, time.time())]
+        ticks.append(plan_tick(consumer, plan_log, narrowed, PlanningPolicy(), ticks[0].cursor, time.time()))
     finally:
         consumer.close()
-    assert [w for w in first.warnings if topic_for(platform) in w]
-    assert not [w for w in second.warnings if topic_for(platform) in w]
-    assert topic_for(platform) not in first.cursor  # never planned
+    for tick in ticks:
+        assert "not in REPUTATION_PLATFORMS" in tick.skipped[valid]
+        assert any(valid in w and invalid in w for w in tick.warnings)
+        assert valid not in tick.cursor  # never planned
+
+    import dagster as dg
+
+    monkeypatch.setenv("REPUTATION_PLATFORMS", platform)
+    resources = {"kafka": KafkaResource(bootstrap_servers=kafka_settings.bootstrap_servers),
+                 "lake": LakeResource(uri=str(tmp_path / "lake"))}
+    with dg.instance_for_test() as instance:
+        for _ in range(2):
+            with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
+                result = kafka_posts_sensor(ctx)
+            assert valid in result.skip_reason.skip_message and invalid in result.skip_reason.skip_message
 
 
 def test_sensor_keeps_its_metadata_consumer_and_sees_new_topics(kafka_settings, platform):

@@ -10,9 +10,9 @@ from collections import defaultdict
 import dagster as dg
 
 from reputation_pipeline.ingest.batch import run_batch
-from reputation_pipeline.ingest.kafka_client import KafkaResource
+from reputation_pipeline.ingest.kafka_client import KafkaResource, platform_of
 from reputation_pipeline.partitions import hourly_partitions
-from reputation_pipeline.resources import LakeResource, platforms_from_env
+from reputation_pipeline.resources import LakeResource, admitted_platforms, platform_selection
 
 OWNERS = ["team:data-platform"]
 
@@ -50,7 +50,7 @@ class IngestBatchConfig(dg.Config):
 @dg.op(tags={"kind": "kafka"})
 def drain_kafka_batch(context: dg.OpExecutionContext, config: IngestBatchConfig, kafka: KafkaResource, lake: LakeResource) -> None:
     outcome = run_batch(config.topic, config.plans, kafka=kafka.settings(), store=lake.open(),
-                        platforms=platforms_from_env())
+                        platforms=admitted_platforms(platform_of(config.topic), platform_selection()))
     for event in materialization_events(config.topic, outcome):
         context.log_event(event)
 

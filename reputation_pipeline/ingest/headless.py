@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 
 from reputation_pipeline.ingest.batch import run_batch
 from reputation_pipeline.ingest.drain import DrainSettings, make_consumer
-from reputation_pipeline.ingest.kafka_client import KafkaSettings
+from reputation_pipeline.ingest.kafka_client import KafkaSettings, platform_of
 from reputation_pipeline.ingest.planner import PlanningPolicy
 from reputation_pipeline.ingest.plans import PlanLog
 from reputation_pipeline.ingest.tick import plan_tick
 from reputation_pipeline.ingest.validate import Limits
 from reputation_pipeline.lake.store import LakeStore
+from reputation_pipeline.resources import admitted_platforms
 
 
 @dataclass
@@ -38,7 +39,7 @@ class DrainSummary:
 def drain_until_idle(
     kafka: KafkaSettings,
     store: LakeStore,
-    platforms: frozenset[str],
+    platforms: frozenset[str] | None,
     *,
     policy: PlanningPolicy = PlanningPolicy(),
     limits: Limits = Limits(),
@@ -46,7 +47,8 @@ def drain_until_idle(
     on_batch=None,
     max_ticks: int | None = None,
 ) -> DrainSummary:
-    """Plan with force=True (no waiting for min size) and run until nothing is left."""
+    """Plan with force=True (no waiting for min size) and run until nothing is left.
+    ``platforms``: the platforms to drain (None: every posts topic with a valid name)."""
     started = time.monotonic()
     summary = DrainSummary()
     plan_log = PlanLog(store)
@@ -63,7 +65,8 @@ def drain_until_idle(
             if not batches:
                 break
             for batch in batches:
-                outcome = run_batch(batch.topic, batch.refs(), kafka=kafka, store=store, platforms=platforms,
+                outcome = run_batch(batch.topic, batch.refs(), kafka=kafka, store=store,
+                                    platforms=admitted_platforms(platform_of(batch.topic), platforms),
                                     limits=limits, settings=settings)
                 summary.batches += 1
                 summary.plans += len(outcome.commits)

@@ -68,15 +68,6 @@ class ImportFailed(RuntimeError):
     """An import that cannot proceed (bad arguments, a conflicting earlier plan)."""
 
 
-def _check_platform(platform: str, known: frozenset[str]) -> None:
-    import re
-
-    if not re.fullmatch(r"[a-z0-9_]{1,32}", platform or ""):
-        raise ImportFailed(f"--platform must be [a-z0-9_]{{1,32}}, got {platform!r}")
-    if platform not in known:
-        raise ImportFailed(f"platform {platform!r} is not configured (REPUTATION_PLATFORMS: {sorted(known)})")
-
-
 def file_sha256(path: str | os.PathLike[str], block: int = 1 << 20, progress: Callable[[int], None] | None = None) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -337,10 +328,13 @@ def import_files(paths: Iterable[str | os.PathLike[str]], *, platform: str, stor
                  instance: Any = None, progress: bool = False) -> ImportSummary:
     """Import each file (idempotent per file content). ``instance``: a Dagster instance to
     report the touched ``raw_posts`` partitions to (None: report nothing)."""
-    from reputation_pipeline.resources import platforms_from_env
+    from reputation_pipeline.resources import platform_refusal, platform_selection
 
-    known = frozenset(known_platforms if known_platforms is not None else platforms_from_env())
-    _check_platform(platform, known)
+    # known_platforms: a selection like REPUTATION_PLATFORMS (None: read it; unset admits any valid name)
+    refusal = platform_refusal(platform or "", platform_selection() if known_platforms is None else frozenset(known_platforms))
+    if refusal:
+        raise ImportFailed(f"--platform {platform!r} is {refusal}")
+    known = frozenset({platform})
     if fmt is not None and fmt not in FORMATS:
         raise ImportFailed(f"--format must be one of {FORMATS}")
     if chunk_rows < 1:
@@ -396,7 +390,7 @@ def register_cli(subparsers) -> None:
         "validated like live posts; idempotent per file content. Prints a JSON summary as the last line; with "
         "DAGSTER_HOME set, reports a raw_posts materialization per touched hour partition.")
     p.add_argument("files", nargs="+", metavar="FILE", help=".jsonl/.ndjson/.json, .csv/.tsv, .parquet (optionally .gz)")
-    p.add_argument("--platform", required=True, help="the platform of the posts (must be in REPUTATION_PLATFORMS)")
+    p.add_argument("--platform", required=True, help="the platform of the posts, e.g. x ([a-z0-9_]; in REPUTATION_PLATFORMS when that is set)")
     p.add_argument("--format", choices=FORMATS, default=None, help="override the format guessed from the name")
     p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="records per chunk (bounds memory)")
     p.add_argument("--as-of", default=None,

@@ -15,8 +15,8 @@ from reputation_pipeline.ingest.drain import metadata_consumer
 from reputation_pipeline.ingest.kafka_client import KafkaResource
 from reputation_pipeline.ingest.planner import PlanningPolicy
 from reputation_pipeline.ingest.plans import PlanLog
-from reputation_pipeline.ingest.tick import Batch, plan_tick
-from reputation_pipeline.resources import LakeResource, platforms_from_env
+from reputation_pipeline.ingest.tick import Batch, plan_tick, skipped_summary
+from reputation_pipeline.resources import LakeResource, platform_selection
 
 RETRY_AFTER_S = 300.0  # a plan still uncommitted this long after planning is re-requested
 
@@ -60,12 +60,14 @@ def kafka_posts_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource
     cursor = json.loads(context.cursor) if context.cursor else {}
     consumer = metadata_consumer(kafka.settings().client_config())
     now = time.time()
-    tick = plan_tick(consumer, PlanLog(lake.open()), platforms_from_env(), policy_from_env(), cursor, now)
+    tick = plan_tick(consumer, PlanLog(lake.open()), platform_selection(), policy_from_env(), cursor, now)
     for warning in tick.warnings:
         context.log.warning(warning)
     requests = [run_request(b, b.batch_id) for b in tick.new_batches]
     requests += retry_requests(tick.pending_batches, now)
     total_lag = sum(n for parts in tick.lag.values() for n in parts.values())
     if not requests:
-        return dg.SensorResult(skip_reason=f"nothing to plan; lag {total_lag} offsets", cursor=json.dumps(tick.cursor))
+        skipped = f"; {skipped_summary(tick.skipped)}" if tick.skipped else ""
+        return dg.SensorResult(skip_reason=f"nothing to plan; lag {total_lag} offsets{skipped}",
+                               cursor=json.dumps(tick.cursor))
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(tick.cursor))

@@ -12,6 +12,7 @@ from confluent_kafka import Consumer
 from reputation_pipeline.ingest.kafka_client import TOPIC_PREFIX, platform_of, watermarks
 from reputation_pipeline.ingest.planner import PartitionView, PlanningPolicy, plan_partition, waiting_since
 from reputation_pipeline.ingest.plans import Plan, PlanLog
+from reputation_pipeline.resources import platform_refusal
 
 log = logging.getLogger(__name__)
 
@@ -41,39 +42,45 @@ class TickResult:
     lag: dict[str, dict[int, int]] = field(default_factory=dict)  # unplanned + uncommitted offsets
     cursor: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # posts topics not drained: why
 
 
-IGNORED_KEY = "_ignored_topics"  # cursor entry (posts topics are never named so)
-
-
-def posts_topics(consumer: Consumer, platforms: frozenset[str], timeout: float = 10.0) -> tuple[list[str], list[str]]:
-    """(topics to drain, posts topics ignored because their platform is unknown)."""
+def posts_topics(consumer: Consumer, selection: frozenset[str] | None,
+                 timeout: float = 10.0) -> tuple[list[str], dict[str, str]]:
+    """(posts topics to drain, {skipped posts topic: why}) among the broker's topics.
+    ``selection`` is ``REPUTATION_PLATFORMS`` (None: every valid platform name)."""
     topics = consumer.list_topics(timeout=timeout).topics
-    ours, ignored = [], []
+    ours, skipped = [], {}
     for name in sorted(topics):
         if name.startswith(TOPIC_PREFIX):
-            (ours if platform_of(name) in platforms else ignored).append(name)
-    return ours, ignored
+            refusal = platform_refusal(platform_of(name), selection)
+            if refusal:
+                skipped[name] = refusal
+            else:
+                ours.append(name)
+    return ours, skipped
+
+
+def skipped_summary(skipped: dict[str, str], limit: int = 10) -> str:
+    """One line naming the skipped posts topics and why (topic names are Kafka's safe charset)."""
+    shown = [f"{name} ({why})" for name, why in sorted(skipped.items())[:limit]]
+    more = f" and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return f"{len(skipped)} posts topic(s) not drained: {'; '.join(shown)}{more}"
 
 
 def plan_tick(
     consumer: Consumer,
     plan_log: PlanLog,
-    platforms: frozenset[str],
+    selection: frozenset[str] | None,
     policy: PlanningPolicy,
     cursor: dict,
     now: float,
     force: bool = False,
 ) -> TickResult:
     result = TickResult()
-    topics, ignored = posts_topics(consumer, platforms)
-    # warn once per newly seen unconfigured topic, not on every tick (a shared broker may hold many)
-    seen = set(cursor.get(IGNORED_KEY, []))
-    for name in ignored:
-        if name not in seen:
-            result.warnings.append(f"topic {name!r} ignored: platform not in {sorted(platforms)}")
-    if ignored:
-        result.cursor[IGNORED_KEY] = sorted(ignored)
+    topics, result.skipped = posts_topics(consumer, selection)
+    if result.skipped:  # every tick: the operator sees it in the sensor's status, not once in a log
+        result.warnings.append(skipped_summary(result.skipped))
     for topic in topics:
         md = consumer.list_topics(topic, timeout=10).topics[topic]
         new, pending = [], []

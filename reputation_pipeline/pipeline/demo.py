@@ -14,7 +14,7 @@ import time
 from collections import Counter
 
 CRISIS_BRAND = "acme"  # a brand id of the default brands seed
-PLATFORMS = ("twitter", "reddit")
+PLATFORMS = ("x", "reddit")
 
 
 def _say(msg: str) -> None:

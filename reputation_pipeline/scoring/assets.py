@@ -7,9 +7,10 @@ import numpy as np
 import pyarrow as pa
 
 from reputation_pipeline.partitions import hour_partition_key, hourly_partitions, split_partition_key
-from reputation_pipeline.resources import LakeResource, platforms_from_env
+from reputation_pipeline.resources import LakeResource
 from reputation_pipeline.scoring.data import LABELS, TASKS
 from reputation_pipeline.scoring.pipeline import (
+    lake_platforms,
     partition_validity,
     read_partition_scores,
     score_partition,
@@ -40,7 +41,7 @@ def post_scores(context: dg.AssetExecutionContext, lake: LakeResource,
                 scoring_models: ScoringModelsResource) -> dg.MaterializeResult:
     store = lake.open()
     scorer = scoring_models.get_scorer()
-    platforms = sorted(platforms_from_env())
+    platforms = lake_platforms(store)
     results = {}
     for key in context.partition_keys:
         dt, hh = split_partition_key(key)

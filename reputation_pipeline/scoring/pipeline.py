@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reputation_pipeline.scoring.data import LABELS, TASKS
+from reputation_pipeline.resources import PLATFORM_NAME
 from reputation_pipeline.scoring.models import Scorer
 from reputation_pipeline.scoring.schemas import SCORES
 from reputation_pipeline.scoring.score_files import SCORE_FILES
@@ -36,6 +37,12 @@ _SAFE = re.compile(r"^[A-Za-z0-9._=-]+$")
 
 def raw_prefix(platform: str, dt: str, hh: str) -> str:
     return f"raw/posts/platform={platform}/dt={dt}/hour={hh}/"
+
+
+def lake_platforms(store) -> list[str]:
+    """The platforms with raw posts in the lake: whatever ingest admitted is scored."""
+    return [f.removeprefix("platform=") for f in store.folders("raw/posts/")
+            if f.startswith("platform=") and PLATFORM_NAME.fullmatch(f.removeprefix("platform="))]
 
 
 def scores_prefix(model_version: str, dt: str, hh: str) -> str:
