@@ -73,8 +73,9 @@ def test_crisis_brand_alerts_on_real_broker(kafka_bootstrap, tmp_path, monkeypat
     suffix = uuid.uuid4().hex[:6]
     crisis, calm = f"acme{suffix}", [f"globex{suffix}", f"initech{suffix}"]
     brands_csv = tmp_path / "brands.csv"
+    # the crisis brand written as an operator would: shown so, identified by its key (lower case)
     brands_csv.write_text("brand,keywords,handles,hashtags,exclusions\n" + "".join(
-        f"{b},{b}|{b} corp,@{b},#{b}fail,{b} acres\n" for b in [crisis, *calm]))
+        f"{b.capitalize() if b == crisis else b},{b}|{b} corp,@{b},#{b}fail,{b} acres\n" for b in [crisis, *calm]))
     monkeypatch.setenv("REPUTATION_BRANDS_CSV", str(brands_csv))  # replaces the brands seed
 
     lake_dir = tmp_path / "lake"
@@ -103,7 +104,8 @@ def test_crisis_brand_alerts_on_real_broker(kafka_bootstrap, tmp_path, monkeypat
     assert not [m for m in ours if m["brand"] in calm]
     assert {m["rule"] for m in firing} >= {"risk_threshold", "toxic_post"}
     for m in ours:
-        assert m["key"] == m["brand"]
+        assert m["key"] == m["brand"] == m["labels"]["brand"] and m["brand_name"] == crisis.capitalize()
+        assert m["summary"].startswith(f"{crisis.capitalize()}: ")
         for k in ("alert_id", "brand", "rule", "status", "window_start", "window_end", "severity", "explanation"):
             assert k in m
         assert m["explanation"]["top_posts"] and m["explanation"]["top_posts"][0]["url"].startswith("https://")
@@ -114,7 +116,7 @@ def test_crisis_brand_alerts_on_real_broker(kafka_bootstrap, tmp_path, monkeypat
     published = sorted((lake_dir / "published").rglob("*.parquet"))
     assert any("brand_risk_window" in str(p) for p in published) and any("/alerts/" in str(p) for p in published)
     risk = pq.read_table(next(p for p in published if "brand_risk_window" in str(p))).to_pylist()
-    assert {r["brand"] for r in risk} == {crisis, *calm}
+    assert {(r["brand"], r["brand_name"]) for r in risk} == {(crisis, crisis.capitalize()), *((b, b) for b in calm)}
 
     # re-running the alert asset for the same windows publishes nothing new
     after_first = _end_offsets(kafka_bootstrap)

@@ -33,6 +33,21 @@ def test_alert_id_is_identity_by_labels():
     assert a != alert_id("globex", "risk_spike", T0, T0 + H, "firing")
 
 
+def test_alert_identity_is_the_brand_key_not_its_display_name():
+    """Renaming "Northwind Air" to "NORTHWIND AIR" in the brands CSV changes what people read,
+    not the alerts: the same ids and incident, so the history decides nothing new."""
+    def cands(name):
+        return [Candidate("northwind air", "risk_threshold", T0 + h * H, T0 + (h + 1) * H, firing,
+                          "warning" if firing else None, timedelta(hours=3), brand_name=name)
+                for h, firing in ((0, True), (1, True), (2, False))]
+
+    first, history = run(cands("Northwind Air"))
+    renamed = plan_notifications(cands("NORTHWIND AIR"), [], ())
+    assert [(d.alert_id, d.fingerprint) for d in renamed] == [(d.alert_id, d.fingerprint) for d in first]
+    assert {d.candidate.display_name for d in renamed} == {"NORTHWIND AIR"}
+    assert run(cands("NORTHWIND AIR"), history)[0] == []
+
+
 def test_new_incident_cooldown_repeat_and_resolved():
     cands = [cand(h, True) for h in range(5)] + [cand(5, False), cand(6, False)]
     decisions, _ = run(cands)
@@ -173,3 +188,6 @@ def test_an_alert_line_carries_no_terminal_control_sequence():
     text = alert_line(hostile).plain
     assert not any(ch in text for ch in "\x1b\x07\r\n\u202e")
     assert "[bold red]fake[/]" in text  # printed as written, never read as markup
+    # the brand as the brands CSV writes it, when the message has it, made as safe
+    named = alert_line({**hostile, "brand_name": "Northwind\x1b[31m Air\u2066"}).plain
+    assert "Northwind?[31m Air?" in named and "acme" not in named

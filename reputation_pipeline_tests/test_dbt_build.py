@@ -132,6 +132,82 @@ def test_dbt_tests_fail_on_bad_scores(tmp_path):
     assert results["unique_stg_posts_post_id"] == "pass"
 
 
+BRANDS_HEADER = "brand,keywords,handles,hashtags,exclusions\n"
+
+
+def test_brand_names_as_written_with_a_stable_identity(tmp_path, monkeypatch):
+    """The marts and the alerts show a brand as the brands CSV writes it; its key (alert
+    ids, incidents, the Kafka key) stays the same when only the case or spacing of the
+    name changes, also in a warehouse whose marts were built before brand_name existed."""
+    brands = tmp_path / "brands.csv"
+    brands.write_text(BRANDS_HEADER + "Northwind Air,northwind,@northwind,#northwind,\nglobex,globex,@globex,#globex,\n")
+    monkeypatch.setenv("REPUTATION_BRANDS_CSV", str(brands))
+    lake, db = str(tmp_path / "lake"), str(tmp_path / "wh.duckdb")
+    write_sample_lake(open_lake(lake), SampleLakeSpec(start=T0, hours=2, brands=("northwind", "globex"),
+                                                      crisis_brand="northwind", crisis_hours=1))
+    ok, results = dbt_build(lake, db, T0, T0 + timedelta(hours=2))
+    assert ok, {k: v for k, v in results.items() if v not in ("success", "pass")}
+    assert results["stg_brands_one_row_per_brand_ignoring_case_and_spaces"] == "pass"
+
+    def assert_names(conn, northwind: str) -> None:
+        """Every mart holds the two brands under their keys, Northwind Air written so."""
+        want = {("northwind air", northwind), ("globex", "globex")}
+        got = {t: set(conn.execute(f"select distinct brand, brand_name from marts.{t}").fetchall())
+               for t in ("fct_brand_mentions", "fct_brand_risk_window", "mart_alert_candidates")}
+        assert got == dict.fromkeys(got, want), got
+
+    conn = duckdb.connect(db)
+    assert_names(conn, "Northwind Air")
+    evaluate(conn, T0, T0 + timedelta(hours=2))
+    pub = ListPublisher()
+    deliver(conn, pub)
+    firing = [(key, json.loads(p)) for _, key, p in pub.sent if json.loads(p)["status"] == "firing"]
+    assert firing and {key for key, _ in firing} == {"northwind air"}
+    for key, alert in firing:
+        assert (alert["brand"], alert["labels"]["brand"], alert["brand_name"]) == (key, key, "Northwind Air")
+        assert alert["summary"].startswith("Northwind Air: ")
+    # a warehouse built before brand_name existed: the incremental marts lack the column
+    for table in ("fct_brand_mentions", "fct_brand_risk_window"):
+        conn.execute(f"alter table marts.{table} drop column brand_name")
+    conn.close()
+
+    brands.write_text(BRANDS_HEADER + "  NORTHWIND \t air ,northwind,@northwind,#northwind,\nglobex,globex,@globex,#globex,\n")
+    ok, results = dbt_build(lake, db, T0, T0 + timedelta(hours=2))
+    assert ok, {k: v for k, v in results.items() if v not in ("success", "pass")}
+    conn = duckdb.connect(db)
+    assert_names(conn, "NORTHWIND air")
+    # the same alerts: the history knows every decision, nothing is recorded or published again
+    assert evaluate(conn, T0, T0 + timedelta(hours=2)).recorded == 0
+    again = ListPublisher()
+    deliver(conn, again)
+    assert again.sent == []
+    conn.close()
+
+
+def test_dbt_refuses_two_brands_rows_that_differ_only_by_case_or_spaces(tmp_path, monkeypatch):
+    """The dbt test behind the check before the build (aggregation/brands.py), for a dbt
+    build run by hand."""
+    brands = tmp_path / "brands.csv"
+    brands.write_text(BRANDS_HEADER + "Acme,acme,@acme,#acme,\nglobex,globex,,,\n acme  ,acme corp,,,\n")
+    monkeypatch.setenv("REPUTATION_BRANDS_CSV", str(brands))
+    ok, results = dbt_build(str(tmp_path / "lake"), str(tmp_path / "wh.duckdb"), select="stg_brands")
+    assert not ok
+    assert results["stg_brands_one_row_per_brand_ignoring_case_and_spaces"] == "fail"
+
+
+def test_the_dbt_asset_names_the_duplicate_brands_rows(tmp_path, monkeypatch):
+    brands = tmp_path / "brands.csv"
+    brands.write_text(BRANDS_HEADER + "Acme,acme,@acme,#acme,\nglobex,globex,,,\n acme  ,acme corp,,,\n")
+    monkeypatch.setenv("REPUTATION_BRANDS_CSV", str(brands))
+    result = materialize_dbt(str(tmp_path / "lake"), str(tmp_path / "wh.duckdb"), in_process=True,
+                             raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.user_failure_data.description
+    assert "line 2 'Acme' and line 4 ' acme  ' are both brand 'acme'" in message and str(brands) in message
+    assert not (tmp_path / "wh.duckdb").exists()  # refused before dbt ran
+
+
 @pytest.mark.s3
 def test_dbt_reads_an_s3_lake(s3_endpoint, s3_lake_uri, tmp_path):
     write_sample_lake(open_lake(s3_lake_uri), SampleLakeSpec(start=T0, hours=3, crisis_brand=None))

@@ -87,6 +87,18 @@ select 1
 {%- endif -%}
 {%- endmacro %}
 
+{% macro add_column_if_missing(name, data_type) -%}
+{#- pre_hook, ahead of delete_window, of an incremental model that gained a column: the table a
+    warehouse built before has it added, so the inserts carry it (dbt's default leaves a new
+    column out; its on_schema_change alters the table after delete_window in the same
+    transaction, which DuckDB refuses at commit). A no-op once the column is there. -#}
+{%- if is_incremental() -%}
+alter table {{ this }} add column if not exists {{ adapter.quote(name) }} {{ data_type }}
+{%- else -%}
+select 1
+{%- endif -%}
+{%- endmacro %}
+
 {% macro merge_files(table) -%}
 {#- A micro-batch that merges only new lake files (reputation_pipeline/aggregation/merge.py)
     names them in REPUTATION_DBT_MERGE_FILES: this source's new file keys, relative to the

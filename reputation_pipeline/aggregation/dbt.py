@@ -31,6 +31,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from dagster_dbt.asset_utils import get_updated_cli_invocation_params_for_context
 from pydantic import Field
 
+from reputation_pipeline.aggregation.brands import BrandListError, brands_csv, check_brand_list
 from reputation_pipeline.aggregation.dbt_inprocess import common_args, parse_ahead, stream_build
 from reputation_pipeline.aggregation.merge import (BASE_TABLES, MERGE_ENV, WINDOW_TABLES, plan_merge, record_merge,
                                                    window_loaded)
@@ -130,6 +131,10 @@ def reputation_dbt_assets(
     context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource, warehouse: WarehouseResource,
     lake: LakeResource,
 ):
+    try:  # on every build: the live runs read the brand list without rebuilding or testing stg_brands
+        check_brand_list(brands_csv(DBT_PROJECT_DIR))
+    except BrandListError as err:
+        raise dg.Failure(str(err)) from None
     # dbt in this process: the step opens the warehouse once for the plan, dbt and the record
     with warehouse.held(lake.uri) if getattr(dbt, "in_process", False) else contextlib.nullcontext():
         yield from _build_window(context, config, dbt, warehouse, lake)

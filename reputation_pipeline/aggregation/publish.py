@@ -68,12 +68,14 @@ def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                                           "lake": store.uri, **report})
 
 
+# the brands as the brands CSV writes them (brand_name is null in rows built before it existed)
 TOP_POSTS_SQL = """
-    select brand, platform, author_handle, followers, toxicity, post_risk, url, left(text, 100) as text
+    select coalesce(brand_name, brand) as brand, platform, author_handle, followers, toxicity, post_risk, url,
+           left(text, 100) as text
     from marts.fct_brand_mentions where window_start >= ? and window_start < ? and is_scored
     order by post_risk desc nulls last, post_id limit 10"""
 TIMELINE_SQL = """
-    select brand, window_start, weighted_risk from marts.fct_brand_risk_window
+    select brand, coalesce(brand_name, brand), window_start, weighted_risk from marts.fct_brand_risk_window
     where window_start >= ? - interval 48 hours and window_start < ? order by brand, window_start"""
 
 
@@ -85,9 +87,12 @@ def _report(conn, start, end) -> dict:
     cols = [d[0] for d in cur.description]
     top = [dict(zip(cols, r)) for r in cur.fetchall()]
     series: dict[str, list] = {}
-    for brand, ts, risk in conn.execute(TIMELINE_SQL, [end, end]).fetchall():
+    names: dict[str, str] = {}  # one line per brand key, labelled with its latest name
+    for brand, name, ts, risk in conn.execute(TIMELINE_SQL, [end, end]).fetchall():
         series.setdefault(brand, []).append((ts, risk))
+        names[brand] = name
+    timeline = timeline_svg({names[b]: s for b, s in series.items()})
     return {
         "top_risky_posts": dg.MetadataValue.md(markdown_table(top, cols)),
-        "brand_risk_timeline": dg.MetadataValue.md(svg_markdown(timeline_svg(series), "weighted risk per brand and hour")),
+        "brand_risk_timeline": dg.MetadataValue.md(svg_markdown(timeline, "weighted risk per brand and hour")),
     }

@@ -33,7 +33,7 @@ TOP_POSTS = 5
 RECONCILE_MARGIN = timedelta(minutes=5)
 
 CANDIDATE_SQL = """
-select brand, rule, window_start, window_end, is_firing, severity, repeat_interval_minutes,
+select brand, brand_name, rule, window_start, window_end, is_firing, severity, repeat_interval_minutes,
        metric, metric_value, threshold, data_status, mention_count, scored_mentions, negative_mentions,
        toxic_mentions, weighted_risk, risk_sum, max_toxicity, total_reach, window_post_count,
        window_scored_count, baseline_risk_mean, baseline_risk_std, baseline_mentions_mean,
@@ -64,10 +64,11 @@ def load_candidates(conn: duckdb.DuckDBPyConnection, start: datetime, end: datet
     for row in cur.fetchall():
         r = dict(zip(cols, row))
         metrics = {k: _num(v) for k, v in r.items()
-                   if k not in ("brand", "rule", "window_start", "window_end", "is_firing", "severity",
+                   if k not in ("brand", "brand_name", "rule", "window_start", "window_end", "is_firing", "severity",
                                 "repeat_interval_minutes")}
         out.append(Candidate(r["brand"], r["rule"], r["window_start"], r["window_end"], r["is_firing"],
-                             r["severity"], timedelta(minutes=int(r["repeat_interval_minutes"] or 0)), metrics))
+                             r["severity"], timedelta(minutes=int(r["repeat_interval_minutes"] or 0)), metrics,
+                             brand_name=r["brand_name"]))
     return out
 
 
@@ -111,14 +112,15 @@ def explanation(conn: duckdb.DuckDBPyConnection, d: Decision) -> dict:
 
 def summary_line(d: Decision) -> str:
     m = d.candidate.metrics
+    name = d.candidate.display_name
     span = f"{d.window_start:%Y-%m-%d %H:%M}–{d.window_end:%H:%M} UTC"
     if d.status != FIRING:
-        return f"{d.brand}: {d.rule} resolved for {span} ({m.get('metric')} {m.get('metric_value')})"
+        return f"{name}: {d.rule} resolved for {span} ({m.get('metric')} {m.get('metric_value')})"
     if d.rule == "no_data":
         what = "no posts from any platform (ingest stalled?)" if m.get("data_status") == "no_posts" else \
             "posts but no scores (scoring stalled?)"
-        return f"{d.brand}: no data for {span}: {what}"
-    return (f"{d.brand}: {d.rule} {d.severity} for {span}: {m.get('metric')} {m.get('metric_value')} "
+        return f"{name}: no data for {span}: {what}"
+    return (f"{name}: {d.rule} {d.severity} for {span}: {m.get('metric')} {m.get('metric_value')} "
             f"vs threshold {m.get('threshold')} over {m.get('mention_count')} mentions")
 
 
@@ -128,9 +130,11 @@ def build_payload(conn: duckdb.DuckDBPyConnection, d: Decision) -> dict:
         "schema_version": PAYLOAD_SCHEMA_VERSION,
         "alert_id": d.alert_id,
         "fingerprint": d.fingerprint,
+        # identity (labels, ids, the Kafka key) is the brand's key; brand_name is for people
         "labels": {"brand": d.brand, "rule": d.rule, "window_start": d.window_start.isoformat(),
                    "window_end": d.window_end.isoformat()},
         "brand": d.brand,
+        "brand_name": d.candidate.display_name,
         "rule": d.rule,
         "status": d.status,
         "severity": d.severity,

@@ -3,7 +3,9 @@ model applied to the rule results that dbt computes in mart_alert_candidates).
 
 - Identity by labels: an alert is (brand, rule, window); its ``alert_id`` is a hash
   of the labels and the status, so the same decision always has the same id and a
-  re-run of the asset finds it in the history and publishes nothing new.
+  re-run of the asset finds it in the history and publishes nothing new. ``brand`` is
+  the brand's key (stg_brands: its name lower-cased), never the name as displayed, so
+  an operator changing only the case or spacing of a name changes no identity.
 - An *incident* is a run of firing windows of one (brand, rule) (its fingerprint).
   The first firing window notifies; later firing windows of the same incident are
   ``suppressed`` until ``repeat_interval`` (the cooldown) has passed since the last
@@ -62,6 +64,11 @@ class Candidate:
     severity: str | None = None
     repeat_interval: timedelta = timedelta(hours=6)
     metrics: dict[str, Any] = field(default_factory=dict, compare=False)
+    brand_name: str | None = field(default=None, compare=False)  # as the brands CSV writes it: display only
+
+    @property
+    def display_name(self) -> str:
+        return self.brand_name or self.brand
 
 
 @dataclass(frozen=True)

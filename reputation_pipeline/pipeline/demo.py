@@ -97,7 +97,8 @@ def _demo(started: float, calm_posts: int, crisis_posts: int) -> int:
     from reputation_pipeline.ingest.drain import close_metadata_consumers
 
     close_metadata_consumers()  # before the stack goes away, or librdkafka logs its reconnects
-    by_brand = Counter((a.get("brand"), a.get("rule"), a.get("status")) for a in seen)
+    by_brand = Counter((plain(a.get("brand_name") or a.get("brand"), 40), plain(a.get("rule"), 40),
+                        plain(a.get("status"), 16)) for a in seen)
     _say(f"summary after {time.monotonic() - started:.0f}s: {len(seen)} alerts on reputation.alerts")
     for (brand, rule, status), n in sorted(by_brand.items()):
         _say(f"  {brand:16} {rule:24} {status:9} x{n}")

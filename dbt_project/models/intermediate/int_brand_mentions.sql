@@ -19,6 +19,7 @@ matched as (
     select
         posts.post_id,
         brands.brand,
+        brands.brand_name,
         list_filter(brands.keywords, lambda k: contains(posts.norm_text, ' ' || k || ' ')) as matched_keywords,
         list_filter(brands.handles, lambda h: list_contains(posts.norm_mentions, h) or contains(posts.norm_text, ' ' || h || ' ')) as matched_handles,
         list_filter(brands.hashtags, lambda t: list_contains(posts.norm_hashtags, t) or contains(posts.norm_text, ' ' || t || ' ')) as matched_hashtags,
@@ -31,6 +32,7 @@ select
     md5(post_id || '|' || brand) as mention_id,
     post_id,
     brand,
+    brand_name,
     matched_keywords,
     matched_handles,
     matched_hashtags

@@ -3,11 +3,12 @@
 -- partition window: the window is emptied and rebuilt, or, in a micro-batch that merges
 -- new lake files, only the mentions of the posts they name (a post whose latest copy no
 -- longer mentions a brand loses that row).
+-- add_column_if_missing: a warehouse built before brand_name existed gets the column first.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='mention_id',
-    pre_hook="{{ delete_window('window_start', per_post=true) }}",
+    pre_hook=["{{ add_column_if_missing('brand_name', 'varchar') }}", "{{ delete_window('window_start', per_post=true) }}"],
     tags=['window'],
 ) }}
 
@@ -15,6 +16,7 @@ select
     mentions.mention_id,
     mentions.post_id,
     mentions.brand,
+    mentions.brand_name,
     posts.platform,
     posts.window_start,
     posts.window_start + interval 1 hour as window_end,

@@ -4,11 +4,12 @@
 -- from any platform: ingest stalled), 'no_scores' (posts but none scored: scoring
 -- stalled) or 'ok'. Incremental over the window [min_date, max_date) (macros/lake.sql),
 -- always recomputed from the whole window of fct_posts and fct_brand_mentions.
+-- add_column_if_missing: a warehouse built before brand_name existed gets the column first.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='window_start',
-    pre_hook="{{ delete_window('window_start') }}",
+    pre_hook=["{{ add_column_if_missing('brand_name', 'varchar') }}", "{{ delete_window('window_start') }}"],
     tags=['window'],
 ) }}
 {%- set toxic = var('toxic_threshold') | float %}
@@ -66,6 +67,7 @@ brand_window as (
 select
     md5(brands.brand || '|' || strftime(windows.window_start, '%Y-%m-%dT%H:%M:%S')) as brand_window_id,
     brands.brand,
+    brands.brand_name,
     windows.window_start,
     windows.window_start + interval 1 hour as window_end,
     coalesce(bw.mention_count, 0) as mention_count,

@@ -99,6 +99,7 @@ candidates as (
 select
     md5(c.brand || '|' || c.rule || '|' || strftime(c.window_start, '%Y-%m-%dT%H:%M:%S')) as candidate_id,
     c.brand,
+    brands.brand_name,
     c.rule,
     c.window_start,
     c.window_end,
@@ -127,3 +128,5 @@ select
 from candidates as c
 inner join windows as w on w.brand = c.brand and w.window_start = c.window_start
 inner join rules as r on r.brand = c.brand and r.rule = c.rule
+-- the name the brands CSV writes today, also for a window built before it was renamed
+inner join {{ ref('stg_brands') }} as brands on brands.brand = c.brand

@@ -1,6 +1,6 @@
 select
     lower(trim(rule)) as rule,
-    nullif(lower(trim(brand)), '') as brand,
+    nullif({{ brand_key('brand') }}, '') as brand,
     coalesce(enabled, true) as enabled,
     lower(trim(severity)) as severity,
     threshold,

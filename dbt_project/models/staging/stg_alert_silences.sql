@@ -1,5 +1,5 @@
 select
-    lower(trim(brand)) as brand,
+    {{ brand_key('brand') }} as brand,
     nullif(lower(trim(rule)), '') as rule,
     starts_at,
     ends_at,

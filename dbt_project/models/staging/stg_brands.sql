@@ -1,6 +1,7 @@
 -- Brands to monitor, from the `brands` seed or from the CSV named in
 -- REPUTATION_BRANDS_CSV (columns brand,keywords,handles,hashtags,exclusions; lists
--- separated by '|'). Lists are normalized like the post text (lower-case words).
+-- separated by '|'). `brand` is the brand's key, `brand_name` its name as written
+-- (macros/brands.sql). Lists are normalized like the post text (lower-case words).
 -- depends_on: {{ ref('brands') }}
 {%- set brands_csv = env_var('REPUTATION_BRANDS_CSV', '') %}
 with source as (
@@ -14,7 +15,8 @@ with source as (
 )
 
 select
-    lower(trim(brand)) as brand,
+    {{ brand_key('brand') }} as brand,
+    {{ brand_name('brand') }} as brand_name,
     {{ split_list('keywords') }} as keywords,
     {{ split_list('handles', '@') }} as handles,
     {{ split_list('hashtags', '#') }} as hashtags,
