@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from reputation_pipeline.lake.layout import drain_file_key, ingest_log_key
 from reputation_pipeline.lake.schemas import RAW_POSTS
 from reputation_pipeline.lake.store import open_lake
 
@@ -38,12 +39,28 @@ def raw_table(rows: list[dict]) -> pa.Table:
     return pa.table(cols, schema=RAW_POSTS)
 
 
-def write_raw(store, platform: str, dt: str, hh: str, name: str, rows: list[dict]) -> str:
-    key = f"raw/posts/platform={platform}/dt={dt}/hour={hh}/{name}.parquet"
+def raw_name(platform: str, name: str) -> str:
+    """'twitter-0-0000000000-0000000004' -> the drain's file name for partition 0, offsets [0, 4)."""
+    _, partition, start, end = name.rsplit("-", 3)
+    return drain_file_key(platform, "d", "h", f"social.posts.{platform}", int(partition), int(start), int(end)).rsplit("/", 1)[1]
+
+
+def write_raw(store, platform: str, dt: str, hh: str, name: str, rows: list[dict], committed: bool = True) -> str:
+    """A drained range's raw file, and (unless ``committed`` is False) the commit that
+    makes readers trust it (lake/layout.py)."""
+    _, partition, start, end = name.rsplit("-", 3)
+    topic = f"social.posts.{platform}"
+    key = drain_file_key(platform, dt, hh, topic, int(partition), int(start), int(end))
     buf = io.BytesIO()
     pq.write_table(raw_table(rows), buf)
     store.put(key, buf.getvalue())
+    if committed:
+        commit_range(store, topic, int(partition), int(start))
     return key
+
+
+def commit_range(store, topic: str, partition: int, start: int) -> None:
+    store.put(ingest_log_key("commits", topic, partition, start), b'{"files": []}')
 
 
 def _free_port() -> int:

@@ -14,7 +14,7 @@ import pytest
 
 from reputation_pipeline.aggregation import dbt_inprocess, dbt_resource
 from reputation_pipeline.aggregation.dbt import reputation_dbt_assets
-from reputation_pipeline.aggregation.sample_lake import SCORES, SampleLakeSpec, write_sample_lake
+from reputation_pipeline.aggregation.sample_lake import SCORES, SampleLakeSpec, sample_raw_key, write_sample_lake
 from reputation_pipeline.aggregation.warehouse import WarehouseResource
 from reputation_pipeline.alerts.evaluate import deliver, evaluate
 from reputation_pipeline.alerts.publisher import Delivered
@@ -111,8 +111,9 @@ def write_bad_score(tmp_path) -> str:
     label outside the contract, for one post. Returns the lake's path."""
     lake = str(tmp_path / "lake")
     store = open_lake(lake)
-    write_sample_lake(store, SampleLakeSpec(start=T0, hours=2, crisis_brand=None))
-    post_id = pq.read_table(tmp_path / "lake/raw/posts/platform=twitter/dt=2026-11-20/hour=00/sample-0.parquet")["post_id"][0].as_py()
+    spec = SampleLakeSpec(start=T0, hours=2, crisis_brand=None)
+    write_sample_lake(store, spec)
+    post_id = pq.read_table(tmp_path / "lake" / sample_raw_key(spec, "twitter", "2026-11-20", "00"))["post_id"][0].as_py()
     bad = {name: None for name in SCORES.names} | {
         "post_id": post_id, "platform": "twitter", "sentiment_label": "angry", "sentiment_negative": 1.7,
         "sentiment_neutral": 0.0, "sentiment_positive": 0.0, "offensive_score": 0.5, "hate_score": 0.1,

@@ -14,7 +14,8 @@ from reputation_pipeline.aggregation import dbt_inprocess, dbt_resource
 from reputation_pipeline.aggregation.dbt import reputation_dbt_assets
 from reputation_pipeline.aggregation.merge import (ENABLE_ENV, MAX_MERGE_FILES, RETENTION_ENV, WINDOW_TABLES,
                                                    plan_merge, record_merge, window_files, window_hours)
-from reputation_pipeline.aggregation.sample_lake import PLATFORMS, SCORES, SampleLakeSpec, write_sample_lake
+from reputation_pipeline.aggregation.sample_lake import (PLATFORMS, SCORES, SampleLakeSpec, sample_raw_key,
+                                                         write_committed_raw, write_sample_lake)
 from reputation_pipeline.aggregation.warehouse import WarehouseResource
 from reputation_pipeline.lake.schemas import RAW_POSTS
 from reputation_pipeline.lake.store import open_lake
@@ -69,11 +70,11 @@ def test_merged_micro_batches_match_a_full_rebuild(tmp_path, monkeypatch):
     # batch 2, plus a re-delivered copy of a batch-0 post that no longer names its brand (edited), and a
     # newer model's score for a batch-1 post
     write_sample_lake(store, SPEC, only_batches=[2])
-    b0 = pq.read_table(tmp_path / f"lake/{HOUR}/sample-0.parquet").to_pylist()
+    b0 = pq.read_table(tmp_path / "lake" / sample_raw_key(SPEC, "twitter", "2026-11-20", "00", 0)).to_pylist()
     edited = next(r for r in b0 if r["text"].startswith("Just tried"))
     edited |= {"text": "Just tried the new app, pretty smooth so far", "kafka_offset": 10**9,
                "kafka_timestamp": edited["kafka_timestamp"] + timedelta(minutes=30)}
-    put_parquet(store, f"{HOUR}/redelivery.parquet", [edited], RAW_POSTS)
+    write_committed_raw(store, "twitter", "2026-11-20", "00", [edited], "redelivery")
     b1 = pq.read_table(tmp_path / "lake/scores/model=sample-v1/dt=2026-11-20/hour=00/sample-1.parquet").to_pylist()
     rescored = next(r for r in b1 if r["unscored_reason"] is None and r["sentiment_negative"] < 0.5)
     rescored |= {"model_version": "sample-v2", "scored_at": rescored["scored_at"] + timedelta(hours=1),
@@ -147,7 +148,8 @@ def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):
 
     write_sample_lake(store, SPEC, only_batches=[1])
     plan = plan_merge(conn, store, T0, end, "fp1", now=now)
-    assert plan.merge and plan.new_files == 7 and all("sample-1" in k for keys in plan.new.values() for k in keys)
+    assert plan.merge and plan.new_files == 7
+    assert all(k.endswith(("-000001.parquet", "/sample-1.parquet")) for keys in plan.new.values() for k in keys)
     assert plan_merge(conn, store, T0, end, "fp1", allow=False, now=now).reason == "not requested"
     monkeypatch.setenv(ENABLE_ENV, "0")  # the operator's switch
     assert plan_merge(conn, store, T0, end, "fp1", now=now).reason == f"{ENABLE_ENV}=0"
@@ -156,14 +158,14 @@ def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):
     # a range with the next hour (a late post's neighbour, not built yet) still merges
     assert plan_merge(conn, store, T0, end + timedelta(hours=1), "fp1", now=now).merge
 
-    store.put(f"{HOUR}/odd'name*.parquet", b"")  # would be a quoted glob in read_parquet([...])
+    store.put("scores/model=sample-v1/dt=2026-11-20/hour=00/odd'name*.parquet", b"")  # a quoted glob in read_parquet([...])
     assert plan_merge(conn, store, T0, end, "fp1", now=now).reason.startswith("a new file name outside")
-    store.delete(f"{HOUR}/odd'name*.parquet")
+    store.delete("scores/model=sample-v1/dt=2026-11-20/hour=00/odd'name*.parquet")
     for i in range(MAX_MERGE_FILES + 1):
-        store.put(f"{HOUR}/many-{i}.parquet", b"")
+        store.put(f"scores/model=sample-v1/dt=2026-11-20/hour=00/many-{i}.parquet", b"")
     assert plan_merge(conn, store, T0, end, "fp1", now=now).reason == f"more than {MAX_MERGE_FILES} new files"
     for i in range(MAX_MERGE_FILES + 1):
-        store.delete(f"{HOUR}/many-{i}.parquet")
+        store.delete(f"scores/model=sample-v1/dt=2026-11-20/hour=00/many-{i}.parquet")
 
     # past the retention: rebuilt in full, and the next record drops its rows and records
     later = T0 + timedelta(hours=14)

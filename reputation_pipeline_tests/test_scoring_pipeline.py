@@ -16,7 +16,7 @@ from reputation_pipeline.scoring import ScoringModelsResource, scoring_assets, s
 from reputation_pipeline.scoring.models import DEFAULT_MODELS_DIR
 from reputation_pipeline.scoring.pipeline import read_partition_scores
 from reputation_pipeline_tests.conftest_scoring import (  # noqa: F401  (fixtures)
-    lake_resource, moto_endpoint, open_store, s3_lake_uri, snapshot, write_raw,
+    commit_range, lake_resource, moto_endpoint, open_store, raw_name, s3_lake_uri, snapshot, write_raw,
 )
 
 DT, HH = "2026-11-26", "03"
@@ -65,8 +65,9 @@ def _verify_partition(store, expected_ids: set[str]) -> str:
     keys = list(store.list("scores/"))
     assert keys and all(k.startswith(f"scores/model={version}/dt={DT}/hour={HH}/") for k in keys), keys
     assert sorted(k.rsplit("/", 1)[1] for k in keys) == sorted([
-        "twitter__twitter-0-0000000000-0000000004.parquet", "twitter__twitter-0-0000000005-0000000007.parquet",
-        "reddit__reddit-0-0000000000-0000000001.parquet"])
+        f"twitter__{raw_name('twitter', 'twitter-0-0000000000-0000000004')}",
+        f"twitter__{raw_name('twitter', 'twitter-0-0000000005-0000000007')}",
+        f"reddit__{raw_name('reddit', 'reddit-0-0000000000-0000000001')}"])
     table = read_partition_scores(store, version, DT, HH)
     rows = {r["post_id"]: r for r in table.to_pylist()}
     assert len(rows) == table.num_rows == len(expected_ids)  # one row per unique post_id
@@ -131,6 +132,20 @@ def test_post_scores_local_lake(tmp_path):
     new = [k for k in after if k not in before]
     assert len(new) == 1
     assert pq.read_table(io.BytesIO(after[new[0]])).column("post_id").to_pylist() == ["t7"]
+
+    # a raw file whose range is not committed (a drain in flight, or one that never will: its
+    # offsets expired before a retry) is not scored; once the commit exists, it is
+    write_raw(store, "twitter", DT, HH, "twitter-0-0000000010-0000000011", [
+        {"post_id": "t8", "text": "Acme lost my parcel again", "kafka_offset": 10}], committed=False)
+    result = _materialize(lake)
+    assert result.success and snapshot(store).keys() == after.keys()
+    mat = result.asset_materializations_for_node("post_scores")[0]
+    assert mat.metadata["uncommitted_input_files"].value == 1
+    commit_range(store, "social.posts.twitter", 0, 10)
+    assert _materialize(lake).success
+    final = snapshot(store)
+    [scored] = [k for k in final if k not in after]
+    assert pq.read_table(io.BytesIO(final[scored])).column("post_id").to_pylist() == ["t8"]
 
 
 def test_scores_in_range_fails_on_a_bad_file_arriving_after_good_ones(tmp_path):

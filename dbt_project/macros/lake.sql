@@ -157,7 +157,11 @@ substr(filename, {{ (lake_root() | length) + 2 }}) as lake_key
 (select {% for name, type in columns.items() %}null::{{ type }} as {{ name }}, {% endfor %}null::varchar as lake_key where false)
 {%- else -%}
 {#- the partition filter on the source's own columns: DuckDB prunes folders with it, not through the casts -#}
-(select {{ cast_columns }} from {{ source('lake', table) }} where {{ partition_filter('dt', 'hour') }})
+(select {{ cast_columns }} from {{ source('lake', table) }} where {{ partition_filter('dt', 'hour') }}
+{%- if table == 'raw_posts' and execute and env_var('REPUTATION_DBT_RAW_FILES_LISTED', '') %}
+  {#- a window build from Dagster: the committed raw files it listed (lake/layout.py, the read protocol) #}
+  and substr(filename, {{ (lake_root() | length) + 2 }}) in (select path from meta.window_raw_files)
+{%- endif %})
 {%- endif -%}
 {%- endmacro %}
 

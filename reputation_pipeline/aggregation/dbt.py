@@ -33,8 +33,8 @@ from pydantic import Field
 
 from reputation_pipeline.aggregation.brands import BrandListError, brands_csv, check_brand_list
 from reputation_pipeline.aggregation.dbt_inprocess import common_args, parse_ahead, stream_build
-from reputation_pipeline.aggregation.merge import (BASE_TABLES, MERGE_ENV, WINDOW_TABLES, plan_merge, record_merge,
-                                                   window_loaded)
+from reputation_pipeline.aggregation.merge import (BASE_TABLES, MERGE_ENV, RAW_FILES_ENV, WINDOW_TABLES, plan_merge,
+                                                   record_merge, window_loaded)
 from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource, released
 from reputation_pipeline.partitions import hourly_partitions
 from reputation_pipeline.resources import LakeResource
@@ -184,7 +184,7 @@ def window_env(start: datetime, end: datetime, extra: Mapping[str, str] | None =
     ``window_bound`` reads it at execution time), and the new files of a merge
     (``MERGE_ENV``, unset for a full build). Restored afterwards."""
     values = {WINDOW_ENV["min_date"]: start.isoformat(), WINDOW_ENV["max_date"]: end.isoformat(),
-              MERGE_ENV: "", **(extra or {})}
+              MERGE_ENV: "", RAW_FILES_ENV: "", **(extra or {})}
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

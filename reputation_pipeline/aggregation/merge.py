@@ -26,9 +26,14 @@ from datetime import datetime, timedelta, timezone
 
 import duckdb
 
+from reputation_pipeline.lake.layout import CommittedFiles
 from reputation_pipeline.lake.store import LakeStore
 
 MERGE_ENV = "REPUTATION_DBT_MERGE_FILES"
+# set for a full window build: its raw files are the committed ones listed in RAW_FILES_TABLE
+# (macros/lake.sql lake_rows), not whatever the folders hold (lake/layout.py, the read protocol)
+RAW_FILES_ENV = "REPUTATION_DBT_RAW_FILES_LISTED"
+RAW_FILES_TABLE = "meta.window_raw_files"
 # the operator's switch: 0 makes every micro-batch rebuild its window from every file
 ENABLE_ENV = "REPUTATION_DBT_MERGE_NEW_FILES"
 # Beyond this many new files the window is rebuilt instead (a backlog, a backfill): the
@@ -43,6 +48,7 @@ STATE_DDL = (
     "create table if not exists meta.window_builds (window_start timestamptz primary key, "
     "fingerprint varchar not null, built_at timestamptz not null)",
     "create table if not exists meta.lake_files_merged (path varchar primary key, window_start timestamptz not null)",
+    f"create table if not exists {RAW_FILES_TABLE} (path varchar primary key)",
 )
 # the dbt models a merge updates (tag `window`, incremental): schema, name
 WINDOW_TABLES = (("staging", "base_raw_posts"), ("staging", "base_post_scores"), ("marts", "fct_posts"),
@@ -103,8 +109,9 @@ class MergePlan:
         return sum(map(len, self.new.values()))
 
     def env(self) -> dict[str, str]:
-        """The environment for dbt: the new files' keys, or nothing (a full window build)."""
-        return {MERGE_ENV: json.dumps(self.new, sort_keys=True)} if self.merge else {}
+        """The environment for dbt: the new files' keys, or (a full window build) that the
+        window's raw files are listed in RAW_FILES_TABLE."""
+        return {MERGE_ENV: json.dumps(self.new, sort_keys=True)} if self.merge else {RAW_FILES_ENV: "1"}
 
     def describe(self) -> str:
         if self.merge:
@@ -129,10 +136,21 @@ def plan_merge(conn: duckdb.DuckDBPyConnection, store: LakeStore, start: datetim
     """Merge or full build for [start, end), from the warehouse's records and a listing of
     the window's partitions (taken now: a file written later is merged next time)."""
     hours = window_hours(start, end)
-    listed = window_files(store, hours)
     _ensure_state(conn)
+    merged = {r[0] for r in conn.execute("select path from meta.lake_files_merged where window_start in "
+                                         "(select unnest(?))", [hours]).fetchall()}
+    committed = CommittedFiles(store)
+    listed = window_files(store, hours)
+    # raw files merged before were committed then; a new one is read once its commit exists.
+    # (Score files derive from committed raw files only: scoring reads nothing else.)
+    listed["raw_posts"] = [(k, h) for k, h in listed["raw_posts"] if k in merged or committed(k)]
 
     def full(reason: str) -> MergePlan:
+        conn.execute("begin")
+        conn.execute(f"delete from {RAW_FILES_TABLE}")
+        conn.execute(f"insert into {RAW_FILES_TABLE} select distinct unnest(?::varchar[])",
+                     [[k for k, _ in listed["raw_posts"]]])
+        conn.execute("commit")
         return MergePlan(hours, listed, merge=False, reason=reason)
 
     if not _tables_exist(conn):
@@ -149,8 +167,6 @@ def plan_merge(conn: duckdb.DuckDBPyConnection, store: LakeStore, start: datetim
         return full("not requested")
     if not merging_enabled():
         return full(f"{ENABLE_ENV}=0")
-    merged = {r[0] for r in conn.execute("select path from meta.lake_files_merged where window_start in "
-                                         "(select unnest(?))", [hours]).fetchall()}
     new = {table: [k for k, _ in files if k not in merged] for table, files in listed.items()}
     if sum(map(len, new.values())) > MAX_MERGE_FILES:
         return full(f"more than {MAX_MERGE_FILES} new files")

@@ -2,8 +2,11 @@
 tests, demos and docs: calm chatter about every brand, and optionally a crisis
 for one brand in the last hours (toxic, viral posts from large accounts).
 
-    raw:    raw/posts/platform=<p>/dt=YYYY-MM-DD/hour=HH/sample-<n>.parquet  (RAW_POSTS)
-    scores: scores/model=<version>/dt=YYYY-MM-DD/hour=HH/sample.parquet       (scores contract)
+    raw:    raw/posts/platform=<p>/dt=YYYY-MM-DD/hour=HH/import-<sha16>-<n>.parquet  (RAW_POSTS)
+    scores: scores/model=<version>/dt=YYYY-MM-DD/hour=HH/sample.parquet             (scores contract)
+
+Each micro-batch of raw files is written as an import is (lake/layout.py): its files, then
+a manifest ``_ingest/imports/<sha256>.json`` that commits them, so readers trust them.
 
 Raw posts contain duplicates on purpose (a faithful Kafka log re-delivers).
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reputation_pipeline.lake.layout import import_file_key, import_manifest_key
 from reputation_pipeline.lake.schemas import RAW_POSTS
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.scoring.schemas import SCORES  # the scoring stage's own contract
@@ -127,8 +132,25 @@ def _score(rng: random.Random, post: dict, model_version: str, unscored: bool) -
     }
 
 
-def _raw_key(platform: str, dt: str, hour: str, batch: int = 0) -> str:
-    return f"raw/posts/platform={platform}/dt={dt}/hour={hour}/sample-{batch}.parquet"
+def _batch_sha(spec: SampleLakeSpec, batch: int) -> str:
+    return hashlib.sha256(f"sample-lake:{spec.seed}:{spec.start.isoformat()}:{batch}".encode()).hexdigest()
+
+
+def _raw_key(spec: SampleLakeSpec, platform: str, dt: str, hour: str, batch: int = 0) -> str:
+    return import_file_key(platform, dt, hour, _batch_sha(spec, batch), batch)
+
+
+sample_raw_key = _raw_key
+
+
+def write_committed_raw(store: LakeStore, platform: str, dt: str, hour: str, rows: list[dict], tag: str) -> str:
+    """One more raw file, committed as an import of its own (e.g. a re-delivered copy in a
+    test); returns its key."""
+    sha = hashlib.sha256(f"sample-extra:{tag}".encode()).hexdigest()
+    key = import_file_key(platform, dt, hour, sha, 0)
+    store.put(key, _parquet(rows, RAW_POSTS))
+    store.put(import_manifest_key(sha), json.dumps({"source_name": tag}).encode())
+    return key
 
 
 def _parquet(rows: Iterable[dict], schema: pa.Schema) -> bytes:
@@ -167,14 +189,16 @@ def write_sample_lake(store: LakeStore, spec: SampleLakeSpec, only_batches: Iter
                 posts_written += 1
                 scores_by_part.setdefault((*key[1:], batch), []).append(
                     _score(rng, post, spec.model_version, unscored=(n % spec.unscored_every == 0))
-                    | {"source_file": _raw_key(*key, batch)}
+                    | {"source_file": _raw_key(spec, *key, batch)}
                 )
     wanted = set(range(spec.batches) if only_batches is None else only_batches)
     raw_files = score_files = 0
     for (platform, dt, hour, b), rows in sorted(raw_by_part.items()):
         if b in wanted:
-            store.put(_raw_key(platform, dt, hour, b), _parquet(rows, RAW_POSTS))
+            store.put(_raw_key(spec, platform, dt, hour, b), _parquet(rows, RAW_POSTS))
             raw_files += 1
+    for b in sorted(wanted):  # the commit of each micro-batch, after its files
+        store.put(import_manifest_key(_batch_sha(spec, b)), json.dumps({"source_name": "sample lake", "batch": b}).encode())
     for (dt, hour, b), rows in sorted(scores_by_part.items()):
         if b in wanted:
             name = "sample.parquet" if spec.batches == 1 else f"sample-{b}.parquet"

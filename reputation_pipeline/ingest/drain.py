@@ -29,6 +29,7 @@ from reputation_pipeline.ingest import fastpath
 from reputation_pipeline.ingest.kafka_client import platform_of, watermarks
 from reputation_pipeline.ingest.plans import Commit, Plan, PlanLog
 from reputation_pipeline.ingest.validate import Limits
+from reputation_pipeline.lake.layout import drain_file_key
 from reputation_pipeline.lake.schemas import QUARANTINE
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.partitions import hour_partition_key
@@ -57,8 +58,7 @@ class DrainSettings:
 
 
 def raw_file_key(platform: str, dt: str, hour: str, plan: Plan) -> str:
-    return (f"raw/posts/platform={platform}/dt={dt}/hour={hour}/"
-            f"{plan.topic}-p{plan.partition}-{plan.start:020d}-{plan.end:020d}.parquet")
+    return drain_file_key(platform, dt, hour, plan.topic, plan.partition, plan.start, plan.end)
 
 
 def quarantine_key(plan: Plan) -> str:

@@ -15,10 +15,12 @@ content hash in the role of the offset range:
    ``validate_post``), grouped by event hour and written atomically as
    ``raw/posts/platform=<p>/dt=…/hour=…/import-<sha16>-<chunk>.parquet``;
    rejects go to ``quarantine/import=<sha16>/import-<sha16>-<chunk>.parquet``.
-4. With a Dagster instance, one ``raw_posts`` materialization per touched hour
-   is reported (at least once: before the manifest, so a crash in between
-   reports again instead of never).
-5. The manifest (conditional create) is written last.
+4. The manifest (conditional create) commits the chunks: until it exists no
+   reader trusts them (lake/layout.py), so an import killed after chunk k and
+   never re-run leaves nothing that is scored, aggregated or alerted on.
+5. With a Dagster instance, one ``raw_posts`` materialization per touched hour
+   is reported, then ``_ingest/imports_reported/<sha>.json`` is written: a crash
+   in between reports again when the file is imported again (at least once).
 
 Stand-ins for the Kafka coordinates (RAW_POSTS and QUARANTINE columns):
 ``kafka_topic`` / ``topic`` = ``import:<sha256>``, ``kafka_partition`` = 0,
@@ -52,11 +54,11 @@ import pyarrow.parquet as pq
 from reputation_pipeline.ingest import fastpath
 from reputation_pipeline.ingest.import_readers import FORMATS, Malformed, detect_format, read_records
 from reputation_pipeline.ingest.validate import Limits
+from reputation_pipeline.lake.layout import import_file_key, import_manifest_key
 from reputation_pipeline.lake.schemas import QUARANTINE, RAW_POSTS
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.partitions import hour_partition_key
 
-MANIFEST_PREFIX = "_ingest/imports/"
 PLAN_PREFIX = "_ingest/import_plans/"
 DEFAULT_CHUNK_ROWS = 50_000
 COMPRESSION = "zstd"
@@ -79,7 +81,7 @@ def file_sha256(path: str | os.PathLike[str], block: int = 1 << 20, progress: Ca
 
 
 def manifest_key(sha: str) -> str:
-    return f"{MANIFEST_PREFIX}{sha}.json"
+    return import_manifest_key(sha)
 
 
 def plan_key(sha: str) -> str:
@@ -87,7 +89,7 @@ def plan_key(sha: str) -> str:
 
 
 def raw_import_key(platform: str, dt: str, hour: str, sha: str, chunk: int) -> str:
-    return f"raw/posts/platform={platform}/dt={dt}/hour={hour}/import-{sha[:16]}-{chunk:06d}.parquet"
+    return import_file_key(platform, dt, hour, sha, chunk)
 
 
 def quarantine_import_key(sha: str, chunk: int) -> str:
@@ -115,6 +117,11 @@ class ImportPlan:
 
     def to_json(self) -> bytes:
         return json.dumps({**self.__dict__, "reference_time": _iso_ms(self.reference_ms)}, sort_keys=True).encode()
+
+    @classmethod
+    def from_manifest(cls, m: dict) -> "ImportPlan":
+        reference_ms = int(datetime.fromisoformat(m["reference_time"]).timestamp() * 1000)
+        return cls(m["sha256"], m["platform"], m["format"], int(m["chunk_rows"]), reference_ms, m["source_name"])
 
     @classmethod
     def from_json(cls, data: bytes) -> "ImportPlan":
@@ -235,6 +242,9 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
             manifest = json.loads(existing)
             result.status = "already_imported"
             result.partition_keys = manifest.get("partition_keys", [])
+            if instance is not None and not store.exists(reported_key(sha)):
+                # an earlier import committed but died before telling Dagster: tell it now
+                _report(store, instance, ImportPlan.from_manifest(manifest), manifest)
             return result
         reference_ms = int((as_of.timestamp() if as_of else now()) * 1000)
         plan = _get_or_create_plan(store, ImportPlan(sha, platform, detect_format(path, fmt), chunk_rows,
@@ -264,8 +274,6 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
             result.quarantined += len(quarantine)
         bar.update(max(0, bar.total - bar.n))
         result.partition_keys = sorted(per_hour)
-        if instance is not None:
-            report_materializations(instance, plan, result, per_hour)
         manifest = {
             "sha256": sha, "source_name": path.name, "platform": plan.platform, "format": plan.format,
             "chunk_rows": plan.chunk_rows, "reference_time": _iso_ms(plan.reference_ms),
@@ -273,9 +281,12 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
             "quarantine_files": result.quarantine_files, "partition_keys": result.partition_keys,
             "imported_at": _iso_ms(int(now() * 1000)),
         }
+        # the manifest commits the chunks (lake/layout.py): readers trust them from here on
         if not store.put(manifest_key(sha), json.dumps(manifest, indent=1).encode(), if_absent=True):
             # a concurrent import of the same file finished first; its objects are identical to ours
             result.status = "already_imported"
+        if instance is not None:
+            _report(store, instance, plan, manifest)
         return result
     finally:
         bar.close()
@@ -283,7 +294,25 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
             result.seconds = time.monotonic() - started
 
 
-def report_materializations(instance: Any, plan: ImportPlan, result: FileResult, per_hour: dict[str, dict]) -> None:
+def reported_key(sha: str) -> str:
+    return f"_ingest/imports_reported/{sha}.json"
+
+
+def _report(store: LakeStore, instance: Any, plan: ImportPlan, manifest: dict) -> None:
+    """Report the committed import to Dagster, then mark it reported: at least once (a crash
+    in between reports again on the next run of the same file), and never before the commit,
+    so every run it starts finds the files committed."""
+    per_hour: dict[str, dict] = {}
+    for f in manifest["files"]:
+        stats = per_hour.setdefault(f["partition_key"], {"rows": 0, "files": []})
+        stats["rows"] += f["rows"]
+        stats["files"].append(f["key"])
+    report_materializations(instance, plan, manifest["quarantined"], manifest["quarantine_files"], per_hour)
+    store.put(reported_key(plan.sha256), json.dumps({"reported_at": time.time()}).encode())
+
+
+def report_materializations(instance: Any, plan: ImportPlan, quarantined: int, quarantine_files: list[dict],
+                            per_hour: dict[str, dict]) -> None:
     """One ``raw_posts`` materialization per touched hour (and one ``quarantined_posts``),
     as runless events, so automation conditions and backfills see them."""
     import dagster as dg
@@ -294,11 +323,11 @@ def report_materializations(instance: Any, plan: ImportPlan, result: FileResult,
             asset_key="raw_posts", partition=pk,
             metadata={"rows": dg.MetadataValue.int(stats["rows"]), "files": dg.MetadataValue.json(stats["files"]),
                       "source": source, "source_file": plan.source_name, "platform": plan.platform}))
-    if result.quarantined:
+    if quarantined:
         instance.report_runless_asset_event(dg.AssetMaterialization(
             asset_key="quarantined_posts",
-            metadata={"quarantined_rows": dg.MetadataValue.int(result.quarantined), "source": source,
-                      "files": dg.MetadataValue.json([q["key"] for q in result.quarantine_files])}))
+            metadata={"quarantined_rows": dg.MetadataValue.int(quarantined), "source": source,
+                      "files": dg.MetadataValue.json([q["key"] for q in quarantine_files])}))
 
 
 class _NoBar:

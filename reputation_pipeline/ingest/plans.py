@@ -17,20 +17,15 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 
+from reputation_pipeline.lake.layout import check_topic, ingest_log_key
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.ingest.planner import PlannedRange
 
-TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")  # Kafka's own topic charset
-
-
-def _check_topic(topic: str) -> str:
-    if not TOPIC.match(topic) or topic in (".", ".."):
-        raise ValueError(f"invalid Kafka topic name: {topic!r}")
-    return topic
+_check_topic = check_topic
 
 
 def plan_key(topic: str, partition: int, start: int, kind: str = "plans") -> str:
-    return f"_ingest/{kind}/{_check_topic(topic)}/p={int(partition)}/{int(start):020d}.json"
+    return ingest_log_key(kind, topic, partition, start)
 
 
 @dataclass

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reputation_pipeline.scoring.data import LABELS, TASKS
+from reputation_pipeline.lake.layout import CommittedFiles, raw_hour_prefix
 from reputation_pipeline.resources import PLATFORM_NAME
 from reputation_pipeline.scoring.models import Scorer
 from reputation_pipeline.scoring.schemas import SCORES
@@ -35,8 +36,7 @@ from reputation_pipeline.scoring.score_files import SCORE_FILES
 _SAFE = re.compile(r"^[A-Za-z0-9._=-]+$")
 
 
-def raw_prefix(platform: str, dt: str, hh: str) -> str:
-    return f"raw/posts/platform={platform}/dt={dt}/hour={hh}/"
+raw_prefix = raw_hour_prefix
 
 
 def lake_platforms(store) -> list[str]:
@@ -140,6 +140,7 @@ class PartitionResult:
     model_version: str
     inputs: int = 0
     skipped_inputs: int = 0
+    uncommitted_inputs: int = 0  # raw files without their commit yet (read on a later run)
     written: list[str] = field(default_factory=list)
     rows_written: int = 0
     unscored_rows: int = 0
@@ -194,6 +195,7 @@ def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable
     seen: set[str] = set()  # this run's
     result = PartitionResult(version)
     pending: list[tuple[str, str, str, pa.Table]] = []  # (platform, raw key, output key, rows)
+    committed = CommittedFiles(store)
     for platform in platforms:
         for key in store.list(raw_prefix(platform, dt, hh)):
             if not key.endswith(".parquet"):
@@ -202,6 +204,9 @@ def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable
             out = output_key(version, dt, hh, platform, key)
             if out in done:
                 result.skipped_inputs += 1
+                continue
+            if not committed(key):  # lake/layout.py: the read protocol
+                result.uncommitted_inputs += 1
                 continue
             raw = latest_per_post(read_parquet(store, key))
             mask = pa.array([pid not in seen and pid not in scored for pid in raw.column("post_id").to_pylist()],
