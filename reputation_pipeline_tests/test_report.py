@@ -2,7 +2,10 @@
 import base64
 from datetime import datetime, timedelta, timezone
 
-from reputation_pipeline.aggregation.report import markdown_table, svg_markdown, timeline_svg
+from hypothesis import given, settings, strategies as st
+from markdown_it import MarkdownIt
+
+from reputation_pipeline.aggregation.report import _CONTROL as CONTROL, markdown_table, svg_markdown, timeline_svg
 
 T0 = datetime(2026, 11, 26, tzinfo=timezone.utc)
 
@@ -13,6 +16,27 @@ def test_markdown_table_escapes_message_text():
     assert lines[0] == "| brand | text | post_risk |" and len(lines) == 3
     assert "a \\| b c" in lines[2] and "0.123" in lines[2]
     assert markdown_table([], ["x"]) == "_no rows_"
+
+
+HOSTILE = ["[click me](javascript://alert(1))", "![tracker](https://evil.example/p.png)", "<img src=x onerror=y>",
+           "**bold** _it_ `code` ~~gone~~", "https://autolink.example/x", "a|b|c", "line\nbreak\r\n# heading",
+           "<https://evil.example>", "\\[escaped\\]", "\x1b[31mred\x1b[0m \u2028 sep", "[ref]: https://evil.example",
+           "&lt;script&gt; &amp;", "* bullet", "> quote", "| --- |"]
+
+
+@given(st.lists(st.sampled_from(HOSTILE) | st.text(max_size=60), min_size=1, max_size=4).map(" ".join))
+@settings(max_examples=200, deadline=None)
+def test_text_from_posts_renders_as_literal_text_in_the_ui(text):
+    """Rendered as CommonMark with tables (markdown-it): one table cell, whose
+    text is the post's text, with no link, image, HTML, emphasis or extra cell."""
+    md = markdown_table([{"brand": "acme", "text": text}], ["brand", "text"])
+    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(md)
+    cells = [t for t in tokens if t.type == "td_open"]
+    assert len(cells) == 2
+    inline = [t for t in tokens if t.type == "inline"][-1]
+    assert {c.type for c in inline.children} <= {"text", "softbreak"}, [c.type for c in inline.children]
+    literal = "".join(c.content for c in inline.children)
+    assert literal.strip() == " ".join(text.translate(CONTROL).split()).strip() or literal.strip() == text.translate(CONTROL).strip()
 
 
 def test_timeline_svg_draws_one_line_per_brand():

@@ -10,13 +10,23 @@ from html import escape
 PALETTE = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"]
 
 
+# every ASCII punctuation character may be backslash-escaped in CommonMark; escaping them all
+# leaves no link, image, emphasis, HTML tag, autolink (the ':' of a URL) or cell boundary
+_MD_ESCAPES = {c: "\\" + c for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"}
+_CONTROL = {i: " " for i in [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]}
+
+
+def markdown_text(value: str) -> str:
+    """Text from a post, shown literally in Markdown (one line, nothing it can format)."""
+    return "".join(_MD_ESCAPES.get(c, c) for c in str(value).translate(_CONTROL))
+
+
 def _cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.3f}"
-    # message text lands in a Markdown table: no pipes or line breaks from it
-    return str(value).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    return markdown_text(value)
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:

@@ -6,6 +6,7 @@ the drain runs as an op job that reports a materialization for every hour it
 touched; downstream assets see exactly which partitions changed."""
 
 from collections import defaultdict
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -47,12 +48,16 @@ class IngestBatchConfig(dg.Config):
     plans: list[list[int]]  # [[partition, start], ...]
 
 
-@dg.op(tags={"kind": "kafka"})
-def drain_kafka_batch(context: dg.OpExecutionContext, config: IngestBatchConfig, kafka: KafkaResource, lake: LakeResource) -> None:
+@dg.op(tags={"kind": "kafka"}, out={})
+def drain_kafka_batch(context: dg.OpExecutionContext, config: IngestBatchConfig, kafka: KafkaResource,
+                      lake: LakeResource) -> Iterator[dg.AssetMaterialization]:
     outcome = run_batch(config.topic, config.plans, kafka=kafka.settings(), store=lake.open(),
                         platforms=admitted_platforms(platform_of(config.topic), platform_selection()))
-    for event in materialization_events(config.topic, outcome):
-        context.log_event(event)
+    # yielded, not logged: Dagster stores a yielded event at once, a logged one only if the op returns
+    yield from materialization_events(config.topic, outcome)
+    for plan_id, exc in outcome.failures:
+        context.log.error(f"plan {plan_id} not committed: {type(exc).__name__}: {exc}")
+    outcome.raise_failures()
 
 
 def materialization_events(topic: str, outcome) -> list[dg.AssetMaterialization]:

@@ -75,6 +75,7 @@ def drain_until_idle(
                 summary.partitions_touched.update(outcome.partition_keys)
                 if on_batch is not None:
                     on_batch(batch, outcome)
+                outcome.raise_failures()
             ticks += 1
             if max_ticks is not None and ticks >= max_ticks:
                 break

@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from reputation_pipeline.lake.layout import check_topic, ingest_log_key
-from reputation_pipeline.lake.store import LakeStore
+from reputation_pipeline.lake.store import LakeStore, check_conditional_writes
 from reputation_pipeline.ingest.planner import PlannedRange
 
 _check_topic = check_topic
@@ -69,6 +69,7 @@ class PlanLog:
     # ---- plans
     def create_plan(self, topic: str, rng: PlannedRange) -> Plan | None:
         """Record a plan durably; None if another planner already owns this start."""
+        check_conditional_writes(self.store)
         plan = Plan(topic, rng.partition, rng.start, rng.end)
         if self.store.put(plan_key(topic, rng.partition, rng.start), plan.to_json(), if_absent=True):
             return plan
@@ -90,6 +91,7 @@ class PlanLog:
 
     # ---- commits
     def commit(self, commit: Commit) -> bool:
+        check_conditional_writes(self.store)
         return self.store.put(plan_key(commit.topic, commit.partition, commit.start, "commits"), commit.to_json(), if_absent=True)
 
     def get_commit(self, topic: str, partition: int, start: int) -> Commit | None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +31,14 @@ class LakeStore(Protocol):
     def folders(self, prefix: str) -> list[str]: ...
     def delete(self, key: str) -> None: ...
     def url(self, key: str = "") -> str: ...
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _check_key(key: str) -> str:
@@ -49,7 +59,7 @@ class LocalStore:
 
     def put(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdirs(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -66,11 +76,23 @@ class LocalStore:
                     os.unlink(tmp)
             else:
                 os.replace(tmp, path)
+            _fsync_dir(path.parent)  # the new name is durable, not only the bytes
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
         return True
+
+    def _mkdirs(self, folder: Path) -> None:
+        """mkdir -p, each new folder's entry made durable in its parent (a commit written
+        after a data file must not survive a power cut that loses the data file's folder)."""
+        missing = []
+        while not folder.is_dir():
+            missing.append(folder)
+            folder = folder.parent
+        for new in reversed(missing):
+            new.mkdir(exist_ok=True)
+            _fsync_dir(new.parent)
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -130,19 +152,33 @@ class S3Store:
         _check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    CONFLICT_RETRIES = 6
+
     def put(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key), "Body": data}
-        if if_absent:
-            kwargs["IfNoneMatch"] = "*"
-        try:
+        if not if_absent:
             self.client.put_object(**kwargs)
-        except self.client.exceptions.ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if if_absent and (code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)):
-                return False
-            raise
-        return True
+            return True
+        kwargs["IfNoneMatch"] = "*"
+        for attempt in range(self.CONFLICT_RETRIES):
+            try:
+                self.client.put_object(**kwargs)
+                return True
+            except self.client.exceptions.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if code == "ConditionalRequestConflict" or status == 409:
+                    # another conditional write to this key is in flight, and may yet fail:
+                    # not an answer, so ask again
+                    time.sleep(min(0.05 * 2 ** attempt, 1.0))
+                    continue
+                if code == "PreconditionFailed" or status == 412:
+                    # the key exists; when it holds our bytes, the SDK retried a PUT of ours
+                    # whose first attempt had landed (its answer lost): ours, so created
+                    return self.get(key) == data
+                raise
+        raise RuntimeError(f"conditional create of {key!r} kept conflicting with concurrent writes "
+                           f"({self.CONFLICT_RETRIES} attempts)")
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -186,6 +222,32 @@ class S3Store:
 
     def url(self, key: str = "") -> str:
         return f"{self.uri}/{key}" if key else self.uri
+
+
+class ConditionalWritesUnsupported(RuntimeError):
+    """The store accepts a second create-if-absent of one key: exactly-once cannot hold on it."""
+
+
+_CHECKED: set[str] = set()
+
+
+def check_conditional_writes(store: LakeStore) -> None:
+    """Refuse a store that ignores ``If-None-Match: *`` (some S3-compatible servers accept the
+    header and overwrite): two planners could then own one range, and a batch commit twice.
+    One probe per store and process; the probe object is removed."""
+    if store.uri in _CHECKED:
+        return
+    key = f"_ingest/probe/{uuid.uuid4().hex}"
+    try:
+        first, second = store.put(key, b"1", if_absent=True), store.put(key, b"2", if_absent=True)
+        if not first or second or store.get(key) != b"1":
+            raise ConditionalWritesUnsupported(
+                f"the lake at {store.uri} does not honour conditional creates (If-None-Match: *): a second "
+                "create of one object succeeded or overwrote it. Exactly-once ingest needs them: use AWS S3, "
+                "MinIO >= 2024-11 or another store that returns 412 for an existing key.")
+    finally:
+        store.delete(key)
+    _CHECKED.add(store.uri)
 
 
 def s3_client_from_env() -> Any:
