@@ -18,7 +18,12 @@ Paths (same model weights, the committed default bundle):
 - ``default``: the production path (``Scorer``): reposts scored once (content
   hash), length-bucketed batches, one encoder pass for all heads, torch
   threads = --threads; int8 dynamic quantization only with --quantize on
-  (off by default, see docs/scoring.md).
+  (off by default, see docs/scoring.md). The posts state no language, so the
+  language detector (scoring/language.py) runs on every distinct text, as it
+  does for such posts in production;
+- ``no-detect``: the default path with language detection off.
+
+The detector's own cost is printed per post (each text detected once, alone).
 
 ``--metrics`` also scores the full validation splits with the default path and
 with the unoptimized model (fp32, no bucketing) and prints both metrics.
@@ -40,8 +45,9 @@ from reputation_pipeline.scoring.data import TASKS, _clean_tweeteval, default_da
 from reputation_pipeline.scoring.encoder import pool  # noqa: E402
 from reputation_pipeline.scoring.metrics import task_metric  # noqa: E402
 from reputation_pipeline.scoring.models import (  # noqa: E402
-    DEFAULT_REF, HeadsBackend, InferenceOptions, ModelConfig, Scorer, get_backend,
+    DEFAULT_REF, HeadsBackend, InferenceOptions, LanguageOptions, ModelConfig, Scorer, get_backend,
 )
+from reputation_pipeline.scoring.language import LanguageDetector  # noqa: E402
 from reputation_pipeline.scoring.normalize import model_input, normalize_text  # noqa: E402
 
 
@@ -90,7 +96,9 @@ def main() -> int:
 
     q = ScoringModelsResource().quantize if args.quantize == "resource" else args.quantize == "on"
     default = Scorer(ModelConfig(options=InferenceOptions(quantize=q)))
+    no_detect = Scorer(ModelConfig(options=InferenceOptions(quantize=q), language=LanguageOptions(detect=False)))
     default.score(unique[:32])  # warm-up
+    no_detect.score(unique[:32])
     naive_scores(naive_be, unique[:4], shared=False)
     print(f"model_version={default.model_version} default_path_int8={q} threads={torch.get_num_threads()} n={args.n} "
           f"repost_rate={args.repost_rate} distinct_in_reposts_stream={len(set(reposts))}")
@@ -103,13 +111,28 @@ def main() -> int:
         naive_scores(naive_be, texts, shared=True)
         t_shared = time.perf_counter() - t0
         t0 = time.perf_counter()
-        default.score(texts)
+        res = default.score(texts)
         t_def = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        no_detect.score(texts)
+        t_nd = time.perf_counter() - t0
         n = len(texts)
-        rows.append((name, n / t_naive, n / t_shared, n / t_def))
-    print(f"{'stream':8s} {'naive posts/s':>14s} {'naive-shared':>13s} {'default':>9s} {'speedup':>8s} {'vs shared':>9s}")
-    for name, a, b, c in rows:
-        print(f"{name:8s} {a:14.1f} {b:13.1f} {c:9.1f} {c / a:7.2f}x {c / b:8.2f}x")
+        left = sum((r or "").startswith("unsupported_language") for r in res.unscored_reason)
+        rows.append((name, n / t_naive, n / t_shared, n / t_def, n / t_nd, left))
+    print(f"{'stream':8s} {'naive posts/s':>14s} {'naive-shared':>13s} {'default':>9s} {'no-detect':>10s} "
+          f"{'speedup':>8s} {'vs shared':>9s} {'not covered':>11s}")
+    for name, a, b, c, d, left in rows:
+        print(f"{name:8s} {a:14.1f} {b:13.1f} {c:9.1f} {d:10.1f} {c / a:7.2f}x {c / b:8.2f}x {left:11d}")
+    det = LanguageDetector()
+    normalized = [normalize_text(t) for t in unique]
+    for text in normalized[:32]:
+        det.detect(text, [("en",)])  # warm-up
+    t0 = time.perf_counter()
+    for text in normalized:
+        det.detect(text, [("en",)])
+    per_post = (time.perf_counter() - t0) / len(normalized)
+    print(f"language detection (py3langid, min_confidence={det.min_confidence}): {1e6 * per_post:.0f} us/post, "
+          f"{100 * per_post * rows[0][3]:.1f}% of the default path's time per distinct post")
     if args.metrics:
         fp32 = Scorer(ModelConfig(options=InferenceOptions(quantize=False, bucketing=False)))
         print(f"{'task':10s} {'metric':13s} {'default':>8s} {'unoptimized':>12s} {'diff':>7s}")

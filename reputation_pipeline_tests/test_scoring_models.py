@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pytest
 
@@ -159,3 +160,42 @@ def test_models_eval_prints_metric(tmp_path):
 
     pred = predict_labels("offensive", [_clean_tweeteval("offensive", t) for t in texts])
     assert abs(macro_f1([int(l) for l in labels], pred, 2) - float(value)) < 1e-3 + 5e-4
+
+
+def test_device_setting_is_validated_and_not_part_of_the_model_version(monkeypatch):
+    """CPU only: the setting's parsing and checks; scores on a GPU: scripts/check_scoring_device.py."""
+    from reputation_pipeline.scoring.resources import ScoringModelsResource
+
+    cpu = ScoringModelsResource()
+    assert cpu.build_model_config().options.device == "cpu"
+    for device in ("cuda", "cuda:1"):
+        gpu = ScoringModelsResource(device=device)
+        assert gpu.model_version() == cpu.model_version()  # same weights, same version
+        opts = gpu.build_model_config().options
+        assert opts.device == device and (opts.max_batch, opts.token_budget) == (512, 32768)
+    assert (cpu.build_model_config().options.max_batch, cpu.build_model_config().options.token_budget) == (64, 2048)
+    assert ScoringModelsResource(device="cuda", max_batch=128).build_model_config().options.max_batch == 128
+    for bad in ("gpu", "cuda:x", "CUDA0", ""):
+        with pytest.raises(ValueError, match="'cpu', 'cuda' or 'cuda:<n>'"):
+            ScoringModelsResource(device=bad).model_version()
+    with pytest.raises(ValueError, match="CPU only"):
+        ScoringModelsResource(device="cuda", quantize=True).build_model_config()
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="sees no CUDA device"):
+        ScoringModelsResource(device="cuda").get_scorer()
+
+
+def test_device_comes_from_the_environment(monkeypatch):
+    from reputation_pipeline.scoring.resources import default_scoring_resource
+
+    monkeypatch.delenv("REPUTATION_SCORING_DEVICE", raising=False)
+    default = default_scoring_resource()
+    assert default.device == "cpu"
+    monkeypatch.setenv("REPUTATION_SCORING_DEVICE", "cuda:0")
+    # read through dg.EnvVar: resolved when the resource is built for a run
+    with dg.build_resources({"scoring_models": default_scoring_resource()}) as res:
+        assert res.scoring_models.build_model_config().options.device == "cuda:0"
+        assert res.scoring_models.model_version() == default.model_version()

@@ -42,8 +42,11 @@ def _write_partition(store) -> set[str]:
     write_raw(store, "reddit", DT, HH, "reddit-0-0000000000-0000000001", [
         {"post_id": "r1", "text": "Honestly the Acme update is fine, nothing special", "language": None, "kafka_offset": 0},
         {"post_id": "r2", "text": "These people should all be deported, they are vermin", "language": "en-US", "kafka_offset": 1},
+        # no language stated: detected as Spanish, which the models do not cover
+        {"post_id": "r3", "text": "El servicio al cliente de Acme es un desastre, nunca más compro aquí",
+         "language": None, "kafka_offset": 2},
     ])
-    return {"t1", "t2", "t3", "t4", "t5", "t6", "r1", "r2"}
+    return {"t1", "t2", "t3", "t4", "t5", "t6", "r1", "r2", "r3"}
 
 
 def _materialize(lake, scoring=None, raise_on_error=True):
@@ -80,6 +83,12 @@ def _verify_partition(store, expected_ids: set[str]) -> str:
     # languages the models do not cover are left unscored, with the reason
     assert rows["t4"]["unscored_reason"] == "unsupported_language:es"
     assert rows["t4"]["sentiment_label"] is None and rows["t4"]["hate_score"] is None
+    assert rows["r3"]["unscored_reason"] == "unsupported_language:es" and rows["r3"]["sentiment_label"] is None
+    assert (rows["t4"]["language_source"], rows["r3"]["language_source"]) == ("stated", "detected")
+    assert rows["r3"]["detected_language"] == "es" and rows["r3"]["language"] is None
+    # an English post stating no language (r1) is scored (below) whatever the detector made of it
+    assert rows["r1"]["language"] is None and rows["r1"]["language_source"] in ("detected", "assumed")
+    assert rows["t1"]["language_source"] == "stated"
     assert rows["t6"]["unscored_reason"] == "empty_text"
     for pid in ("t1", "t2", "t3", "t5", "r1", "r2"):
         r = rows[pid]
@@ -105,6 +114,7 @@ def _run_twice(uri: str, endpoint: str | None = None):
     assert checks == {"scores_in_range": True, "scores_null_rate": True, "label_drift": True}, checks
     mat = result.asset_materializations_for_node("post_scores")[0]
     assert mat.metadata["rows_written"].value == len(expected)
+    assert mat.metadata["unsupported_language_rows"].value == 2  # t4 (stated), r3 (detected)
     # 6 scored rows, two of them the same text (t1/t5 repost): 5 texts through the models
     assert mat.metadata["distinct_texts_scored"].value == 5
     version = _verify_partition(store, expected)

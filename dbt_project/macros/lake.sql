@@ -141,27 +141,32 @@ select 1
 ) where post_id is not null)
 {%- endmacro %}
 
-{% macro lake_rows(table, columns) -%}
+{% macro lake_rows(table, columns, added=[]) -%}
 {#- A source's rows, cast to the contract's columns, with lake_key (the file's key under
     the lake root): the files of the window's partitions (every file without a window), or
-    in a merge the new files only. An empty relation when none. -#}
+    in a merge the new files only. An empty relation when none. `added`: contract columns
+    that files written before them lack; they read as null even when no file read has
+    them yet (union_by_name only fills a column that some file has). -#}
 {%- set keys = merge_files(table) -%}
 {%- set cast_columns -%}
 {% for name, type in columns.items() %}cast({{ name }} as {{ type }}) as {{ name }}, {% endfor -%}
 substr(filename, {{ (lake_root() | length) + 2 }}) as lake_key
 {%- endset -%}
+{%- set fill -%}
+{%- if added %} union all by name (select {% for name in added %}null::{{ columns[name] }} as {{ name }}{{ ', ' if not loop.last }}{% endfor %} where false){% endif -%}
+{%- endset -%}
 {%- if keys -%}
-(select {{ cast_columns }} from read_parquet({{ lake_paths(keys) }}, hive_partitioning = true, union_by_name = true, filename = true))
+(select {{ cast_columns }} from (select * from read_parquet({{ lake_paths(keys) }}, hive_partitioning = true, union_by_name = true, filename = true){{ fill }}))
 {%- elif keys is not none or (execute and not lake_has_files(table)) -%}
 {#- a merge with no new file of this source, or a lake without any yet -#}
 (select {% for name, type in columns.items() %}null::{{ type }} as {{ name }}, {% endfor %}null::varchar as lake_key where false)
 {%- else -%}
 {#- the partition filter on the source's own columns: DuckDB prunes folders with it, not through the casts -#}
-(select {{ cast_columns }} from {{ source('lake', table) }} where {{ partition_filter('dt', 'hour') }}
+(select {{ cast_columns }} from (select * from {{ source('lake', table) }} where {{ partition_filter('dt', 'hour') }}
 {%- if table == 'raw_posts' and execute and env_var('REPUTATION_DBT_RAW_FILES_LISTED', '') %}
   {#- a window build from Dagster: the committed raw files it listed (lake/layout.py, the read protocol) #}
   and substr(filename, {{ (lake_root() | length) + 2 }}) in (select path from meta.window_raw_files)
-{%- endif %})
+{%- endif %}{{ fill }}))
 {%- endif -%}
 {%- endmacro %}
 

@@ -104,15 +104,17 @@ def _score(rng: random.Random, post: dict, model_version: str, unscored: bool) -
         "platform": post["kafka_topic"].rsplit(".", 1)[-1],
         "event_time": post["event_time"],
         "language": "en",
+        "language_source": "stated",
         "content_hash": hashlib.sha256(post["text"].encode()).hexdigest(),
         "model_version": model_version,
         "scored_at": scored_at,
     }
-    if unscored:
+    if unscored:  # as the scorer leaves a post in a language the models do not cover
         return base | {
+            "language": None, "language_source": "detected", "detected_language": "es", "language_confidence": 0.93,
             "sentiment_label": None, "sentiment_negative": None, "sentiment_neutral": None,
             "sentiment_positive": None, "sentiment_score": None, "offensive_score": None, "offensive_label": None,
-            "hate_score": None, "hate_label": None, "unscored_reason": "unsupported_language",
+            "hate_score": None, "hate_label": None, "unscored_reason": "unsupported_language:es",
         }
     if post["_crisis"]:
         neg = rng.uniform(0.85, 0.98)

@@ -55,6 +55,7 @@ def post_scores(context: dg.AssetExecutionContext, lake: LakeResource,
         "written_files": [w for r in results.values() for w in r.written],
         "rows_written": sum(r.rows_written for r in results.values()),
         "unscored_rows": sum(r.unscored_rows for r in results.values()),
+        "unsupported_language_rows": sum(r.unsupported_language_rows for r in results.values()),
         "distinct_texts_scored": sum(r.texts_scored for r in results.values()),
         "seconds": round(sum(r.seconds for r in results.values()), 2),
     }

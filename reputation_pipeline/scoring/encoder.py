@@ -108,8 +108,10 @@ def encode(
     token_budget: int = 2048,
     bucketing: bool = True,
     progress: Callable[[int], None] | None = None,
+    device: str = "cpu",
 ) -> np.ndarray:
-    """Pooled features [len(texts), dim] (float32), computed in length buckets."""
+    """Pooled features [len(texts), dim] (float32), computed in length buckets on
+    ``device`` (where ``model`` is); returned on the CPU."""
     n = len(texts)
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32)
@@ -131,12 +133,14 @@ def encode(
             for r, i in enumerate(b):
                 input_ids[r, : lengths[i]] = torch.tensor(ids[i])
                 attn[r, : lengths[i]] = 1
+            if device != "cpu":
+                input_ids, attn = input_ids.to(device), attn.to(device)
             kwargs = {"input_ids": input_ids, "attention_mask": attn}
             if "token_type_ids" in enc:
                 kwargs["token_type_ids"] = torch.zeros_like(input_ids)
             res = model(**kwargs, output_hidden_states=need != [] and need != [_last_layer(model)])
             hs = res.hidden_states if res.hidden_states is not None else _only_last(res.last_hidden_state, model)
-            vec = pool(hs, attn, features).float().numpy()
+            vec = pool(hs, attn, features).float().cpu().numpy()
             if out is None:
                 out = np.zeros((n, vec.shape[1]), dtype=np.float32)
             out[b] = vec

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from reputation_pipeline.scoring.data import LABELS, TASKS
+from reputation_pipeline.scoring.language import DEFAULT_MIN_CONFIDENCE, Detection, LanguageDetector, is_unset
 from reputation_pipeline.scoring.normalize import content_hash, model_input, normalize_text
 
 # torch, transformers and the modules built on them (encoder, heads, adapters) are imported
@@ -52,6 +53,18 @@ class InferenceOptions:
     max_batch: int = 64
     token_budget: int = 2048
     max_length: int = 128
+    # where the transformer runs ('cpu', 'cuda', 'cuda:1'); its outputs come back to the
+    # CPU, where a bundle's heads (a 384 x k product) and every softmax run as before
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class LanguageOptions:
+    """Posts stating no language: detect it (scoring/language.py) and leave the ones the
+    models confidently do not cover unscored; off: every such post is scored."""
+
+    detect: bool = True
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
@@ -79,7 +92,7 @@ class HeadsBackend:
         adapter = load_adapter(self.path, self.meta)
         if adapter is not None:  # fine-tuned: fold the LoRA update into the encoder once
             merge_adapter(model, adapter, float(self.meta["adapter"]["alpha"]), int(self.meta["adapter"]["rank"]))
-        self.model = quantize_int8(model) if options.quantize else model
+        self.model = quantize_int8(model) if options.quantize else model.to(options.device)
         self.options = options
         self.features = list(self.meta["features"])
         self.emoji = self.meta.get("emoji", "keep")
@@ -104,7 +117,7 @@ class HeadsBackend:
         o = self.options
         inputs = [model_input(t, self.emoji) for t in texts]
         feats = encode(self.tokenizer, self.model, inputs, self.features, max_length=self.max_length,
-                       max_batch=o.max_batch, token_budget=o.token_budget, bucketing=o.bucketing)
+                       max_batch=o.max_batch, token_budget=o.token_budget, bucketing=o.bucketing, device=o.device)
         x = torch.from_numpy(feats)
         out = {}
         with torch.inference_mode():
@@ -145,7 +158,7 @@ class SeqClsBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=lo)
         model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=lo)
         model.eval()
-        self.model = quantize_int8(model) if options.quantize else model
+        self.model = quantize_int8(model) if options.quantize else model.to(options.device)
         self.options = options
         self.order = _canonical_order(task, {int(k): v for k, v in model.config.id2label.items()})
         self.languages = ("en",)
@@ -171,7 +184,7 @@ class SeqClsBackend:
         with torch.inference_mode():
             for b in batches:
                 batch = self.tokenizer.pad({k: [enc[k][i] for i in b] for k in enc.keys()}, return_tensors="pt")
-                logits = self.model(**batch).logits
+                logits = self.model(**{k: v.to(o.device) for k, v in batch.items()}).logits.float().cpu()
                 out[b] = torch.softmax(logits, -1).numpy()[:, self.order]
         return {self.task: out}
 
@@ -183,6 +196,7 @@ class ModelConfig:
     models: dict[str, str] = field(default_factory=lambda: {t: DEFAULT_REF for t in TASKS}, hash=False)
     per_platform: dict[str, dict[str, str]] = field(default_factory=dict, hash=False)
     options: InferenceOptions = InferenceOptions()
+    language: LanguageOptions = LanguageOptions()
 
     def ref_for(self, task: str, platform: str | None) -> str:
         if platform and task in self.per_platform.get(platform, {}):
@@ -209,24 +223,29 @@ def get_backend(ref: str, task: str, options: InferenceOptions):
 
 
 def _lang_ok(lang: str | None, languages: Sequence[str]) -> bool:
-    if lang is None:
-        return True
-    primary = lang.strip().lower().replace("_", "-").split("-")[0]
-    if primary in ("", "und", "zxx", "unknown"):
+    if is_unset(lang):
         return True  # not set / undetermined: treated like null
-    return primary in languages
+    return lang.strip().lower().replace("_", "-").split("-")[0] in languages
 
 
 @dataclass
 class ScoreResult:
     """Per input row: normalized text hash, probabilities per task (NaN when
-    unscored) and the reason a row was left unscored (None when scored)."""
+    unscored), the reason a row was left unscored (None when scored) and where its
+    language came from: ``language_source`` 'stated' (the post's own tag), 'detected'
+    (the detector was confident, scoring/language.py) or 'assumed' (no tag and no
+    confident detection: scored as the models' language); None for a row without
+    text or tag. ``detected_language``/``language_confidence``: the detector's top
+    language and its probability, for rows stating no language."""
 
     content_hash: list[str]
     probs: dict[str, np.ndarray]
     labels: dict[str, tuple[str, ...]]
     unscored_reason: list[str | None]
     unique_scored: int
+    detected_language: list[str | None] = field(default_factory=list)
+    language_confidence: list[float | None] = field(default_factory=list)
+    language_source: list[str | None] = field(default_factory=list)
 
 
 class Scorer:
@@ -237,6 +256,10 @@ class Scorer:
         for t in self.tasks:
             get_backend(self.config.ref_for(t, None), t, self.config.options)
         self.model_version = self._version()
+        lang = self.config.language
+        self.detector = LanguageDetector(lang.min_confidence) if lang.detect else None
+        if self.detector is not None:
+            self.detector.identifier()  # load it now too
 
     def _version(self) -> str:
         return config_version(self.config)
@@ -262,19 +285,28 @@ class Scorer:
             sig = tuple(self.config.ref_for(t, platforms[i]) for t in self.tasks)
             sig_rows.setdefault(sig, []).append(i)
         groups: list[tuple[object, list[str], list[int]]] = []
+        row_language_sets: dict[int, set[tuple[str, ...]]] = {}
         for sig, rows in sig_rows.items():
             by_backend: dict[int, tuple[object, list[str]]] = {}
             for task, ref in zip(self.tasks, sig):
                 be = get_backend(ref, task, self.config.options)
                 by_backend.setdefault(id(be), (be, []))[1].append(task)
             groups += [(be, tasks, rows) for be, tasks in by_backend.values()]
+            sets = {tuple(be.languages) for be, _t in by_backend.values()}
+            for i in rows:
+                row_language_sets[i] = sets
+        stated = [not is_unset(lang) for lang in languages]
+        detections = self._detect(norm, hashes, stated, row_language_sets)
         for be, tasks, rows in groups:
             todo: dict[str, list[int]] = {}
             for i in rows:
+                d = detections.get(hashes[i]) if not stated[i] else None
                 if not norm[i]:
                     reasons[i] = "empty_text"
                 elif not _lang_ok(languages[i], be.languages):
                     reasons[i] = f"unsupported_language:{languages[i]}"
+                elif d is not None and self.detector.not_covered(d, be.languages):
+                    reasons[i] = f"unsupported_language:{d.language}"
                 else:
                     todo.setdefault(hashes[i], []).append(i)
             if not todo:
@@ -286,7 +318,40 @@ class Scorer:
                 p = res[task]
                 for j, h in enumerate(uniq):
                     probs[task][todo[h]] = p[j]
-        return ScoreResult(hashes, probs, labels, reasons, unique_scored)
+        detected: list[str | None] = [None] * n
+        confidence: list[float | None] = [None] * n
+        source: list[str | None] = [None] * n
+        for i in range(n):
+            if stated[i]:
+                source[i] = "stated"
+                continue
+            if not norm[i]:
+                continue
+            d = detections.get(hashes[i])
+            if d is None:  # detection off
+                source[i] = "assumed"
+                continue
+            detected[i], confidence[i] = d.language, d.confidence
+            judged_by_it = (reasons[i] or "").startswith("unsupported_language:") or (
+                d.confidence >= self.detector.min_confidence
+                and all(d.language in s for s in row_language_sets[i]))
+            source[i] = "detected" if judged_by_it else "assumed"
+        return ScoreResult(hashes, probs, labels, reasons, unique_scored, detected, confidence, source)
+
+    def _detect(self, norm: list[str], hashes: list[str], stated: list[bool],
+                row_language_sets: dict[int, set[tuple[str, ...]]]) -> dict[str, Detection]:
+        """The detection of each distinct text among the rows stating no language (once
+        per text, against the languages of every model that scores one of its rows)."""
+        if self.detector is None:
+            return {}
+        sets: dict[str, set[tuple[str, ...]]] = {}
+        first: dict[str, str] = {}
+        for i, text in enumerate(norm):
+            if stated[i] or not text:
+                continue
+            sets.setdefault(hashes[i], set()).update(row_language_sets[i])
+            first.setdefault(hashes[i], text)
+        return {h: self.detector.detect(first[h], sets[h]) for h in first}
 
 
 def ref_version(ref: str) -> str:
@@ -327,7 +392,8 @@ _SCORERS: dict[str, Scorer] = {}
 def get_scorer(config: ModelConfig | None = None) -> Scorer:
     """A Scorer per configuration, cached per process."""
     config = config or ModelConfig()
-    key = json.dumps({"m": config.models, "p": config.per_platform, "o": repr(config.options)}, sort_keys=True)
+    key = json.dumps({"m": config.models, "p": config.per_platform, "o": repr(config.options),
+                      "l": repr(config.language)}, sort_keys=True)
     if key not in _SCORERS:
         _SCORERS[key] = Scorer(config)
     return _SCORERS[key]

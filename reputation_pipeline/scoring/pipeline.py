@@ -30,7 +30,7 @@ from reputation_pipeline.scoring.data import LABELS, TASKS
 from reputation_pipeline.lake.layout import CommittedFiles, raw_hour_prefix
 from reputation_pipeline.resources import PLATFORM_NAME
 from reputation_pipeline.scoring.models import Scorer
-from reputation_pipeline.scoring.schemas import SCORES
+from reputation_pipeline.scoring.schemas import SCORES, conform
 from reputation_pipeline.scoring.score_files import SCORE_FILES
 
 _SAFE = re.compile(r"^[A-Za-z0-9._=-]+$")
@@ -132,6 +132,9 @@ def score_table(scorer: Scorer, raw: pa.Table, platform: str | list[str], source
     cols["scored_at"] = [scored_at] * n
     cols["unscored_reason"] = res.unscored_reason
     cols["source_file"] = sources
+    cols["language_source"] = res.language_source
+    cols["detected_language"] = res.detected_language
+    cols["language_confidence"] = res.language_confidence
     return pa.table(cols, schema=SCORES)
 
 
@@ -144,6 +147,7 @@ class PartitionResult:
     written: list[str] = field(default_factory=list)
     rows_written: int = 0
     unscored_rows: int = 0
+    unsupported_language_rows: int = 0  # of unscored_rows: a language the models do not cover
     texts_scored: int = 0  # distinct normalized texts sent through the models
     seconds: float = 0.0
 
@@ -178,7 +182,7 @@ def partition_validity(store, model_version: str, dt: str, hh: str) -> tuple[int
     and ``duplicate_post_ids`` across them (each file read once per process)."""
     prefix = scores_prefix(model_version, dt, hh)
     keys = [k for k in store.list(prefix) if k.endswith(".parquet")]
-    return SCORE_FILES.validity(store.url(prefix), keys, lambda k: read_parquet(store, k).cast(SCORES), value_problems)
+    return SCORE_FILES.validity(store.url(prefix), keys, lambda k: conform(read_parquet(store, k)), value_problems)
 
 
 def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable[str], log=None,
@@ -240,7 +244,10 @@ def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable
                 SCORE_FILES.wrote(store.url(out_prefix), done, out, table, value_problems)
                 result.written.append(out)
                 result.rows_written += table.num_rows
-                result.unscored_rows += sum(r is not None for r in table.column("unscored_reason").to_pylist())
+                reasons = table.column("unscored_reason").to_pylist()
+                result.unscored_rows += sum(r is not None for r in reasons)
+                result.unsupported_language_rows += sum(r is not None and r.startswith("unsupported_language")
+                                                        for r in reasons)
             else:
                 result.skipped_inputs += 1  # another run wrote it first
             if log:
@@ -254,4 +261,4 @@ def read_partition_scores(store, model_version: str, dt: str, hh: str) -> pa.Tab
     tables = [read_parquet(store, k) for k in keys]
     if not tables:
         return SCORES.empty_table()
-    return pa.concat_tables([t.cast(SCORES) for t in tables])
+    return pa.concat_tables([conform(t) for t in tables])

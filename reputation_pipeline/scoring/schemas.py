@@ -23,5 +23,21 @@ SCORES = pa.schema(
         ("scored_at", pa.timestamp("us", tz="UTC")),
         ("unscored_reason", pa.string()),  # null when scored; 'empty_text', 'unsupported_language:<lang>'
         ("source_file", pa.string()),  # the raw file (lake key) the row came from
+        # Where the language the row was judged in came from: 'stated' (the post's tag, in
+        # `language`), 'detected' (no tag; the detector was confident, scoring/language.py),
+        # 'assumed' (no tag, no confident detection: scored as the models' language); null
+        # without text or tag. Files written before these columns lack them (read as null).
+        ("language_source", pa.string()),
+        ("detected_language", pa.string()),  # the detector's top language, rows without a tag
+        ("language_confidence", pa.float32()),  # its probability
     ]
 )
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """A score file's table in the current schema: columns added since it was written
+    are null."""
+    for f in SCORES:
+        if f.name not in table.column_names:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    return table.select(SCORES.names).cast(SCORES)

@@ -4,12 +4,18 @@
 -- from any platform: ingest stalled), 'no_scores' (posts but none scored: scoring
 -- stalled) or 'ok'. Incremental over the window [min_date, max_date) (macros/lake.sql),
 -- always recomputed from the whole window of fct_posts and fct_brand_mentions.
--- add_column_if_missing: a warehouse built before brand_name existed gets the column first.
+-- unsupported_language_mentions (part of unscored_mentions) and unsupported_languages: the
+-- mentions in languages the models do not cover, stated or detected (scoring/language.py),
+-- so an operator sees what the risk figures leave out.
+-- add_column_if_missing: a warehouse built before a column existed gets it first.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key='window_start',
-    pre_hook=["{{ add_column_if_missing('brand_name', 'varchar') }}", "{{ delete_window('window_start') }}"],
+    pre_hook=["{{ add_column_if_missing('brand_name', 'varchar') }}",
+              "{{ add_column_if_missing('unsupported_language_mentions', 'bigint') }}",
+              "{{ add_column_if_missing('unsupported_languages', 'varchar[]') }}",
+              "{{ delete_window('window_start') }}"],
     tags=['window'],
 ) }}
 {%- set toxic = var('toxic_threshold') | float %}
@@ -49,6 +55,9 @@ brand_window as (
         count(*) as mention_count,
         count(*) filter (where is_scored) as scored_mentions,
         count(*) filter (where not is_scored) as unscored_mentions,
+        count(*) filter (where starts_with(unscored_reason, 'unsupported_language')) as unsupported_language_mentions,
+        list_sort(list_distinct(list(nullif(split_part(unscored_reason, ':', 2), ''))
+            filter (where starts_with(unscored_reason, 'unsupported_language:')))) as unsupported_languages,
         count(*) filter (where sentiment_label = 'negative') as negative_mentions,
         count(*) filter (where toxicity >= {{ toxic }}) as toxic_mentions,
         avg(toxicity) as avg_toxicity,
@@ -73,6 +82,8 @@ select
     coalesce(bw.mention_count, 0) as mention_count,
     coalesce(bw.scored_mentions, 0) as scored_mentions,
     coalesce(bw.unscored_mentions, 0) as unscored_mentions,
+    coalesce(bw.unsupported_language_mentions, 0) as unsupported_language_mentions,
+    coalesce(bw.unsupported_languages, []::varchar[]) as unsupported_languages,
     coalesce(bw.negative_mentions, 0) as negative_mentions,
     coalesce(bw.toxic_mentions, 0) as toxic_mentions,
     bw.avg_toxicity,

@@ -27,7 +27,12 @@ select
     offensive_label,
     hate_score,
     hate_label,
-    language as detected_language,
+    -- the post's own tag; where it has none, the detector's language and whether it was
+    -- confident enough to judge the post (language_source: stated | detected | assumed)
+    language as stated_language,
+    detected_language,
+    language_confidence,
+    language_source,
     unscored_reason,
     unscored_reason is null and sentiment_negative is not null as is_scored,
     content_hash,
