@@ -1,6 +1,7 @@
 """The drain's vectorized fast path must produce exactly what validate_post
 (the slow path) produces, message by message, however messages are batched.
 Pure: fake message coordinates, no broker."""
+import hashlib
 import json
 import random
 from datetime import datetime, timezone
@@ -105,7 +106,8 @@ def _reference(values, ctx=CTX, jitter_ms: int = 5000, coords=None):
         if isinstance(result, Rejection):
             rejected.append({"reason": result.reason, "detail": result.detail, "topic": ctx.topic,
                              "partition": ctx.partition, "offset": offset, "kafka_timestamp": kafka_ts, "key": key,
-                             "raw": value})
+                             "raw": None if value is None else value[:64 * 1024], "raw_size": None if value is None else len(value),
+                             "raw_sha256": None if value is None else hashlib.sha256(value).hexdigest()})
         else:
             rows.append({**result, "kafka_topic": ctx.topic, "kafka_partition": ctx.partition, "kafka_offset": offset,
                          "kafka_timestamp": kafka_ts})

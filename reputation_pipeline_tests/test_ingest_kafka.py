@@ -188,3 +188,72 @@ def test_sensor_keeps_its_metadata_consumer_and_sees_new_topics(kafka_settings, 
     assert topic_for(platform) not in posts_topics(kept, frozenset({platform}))[0]
     ensure_topic(kafka_settings, topic_for(platform), 1)
     assert posts_topics(kept, frozenset({platform}))[0] == [topic_for(platform)]
+
+
+def test_a_plan_is_cut_into_parts_by_bytes_the_same_on_every_retry(kafka_settings, tmp_path, platform):
+    """Plans cap records; a part caps the bytes a drain holds (1 MB messages are legal). The
+    cut depends on offsets and sizes only: another consume batching writes the same files.
+    A large rejected message keeps a bounded prefix in quarantine, with its size and sha256."""
+    import hashlib
+
+    from reputation_pipeline.ingest.drain import DrainSettings
+    from reputation_pipeline.ingest.synthetic import PostGenerator, SyntheticConfig
+
+    topic = topic_for(platform)
+    ensure_topic(kafka_settings, topic, 1)
+    producer = Producer({**kafka_settings.client_config(), "message.max.bytes": 2_000_000})
+    gen = PostGenerator(SyntheticConfig(platform, seed=3, late_share=0.0))
+    junk = [bytes([65 + i]) * 300_000 for i in range(12)]
+    sent = 0
+    for i in range(12):
+        for _ in range(25):
+            producer.produce(topic, json.dumps(gen.post()).encode())
+        producer.produce(topic, junk[i])
+        sent += 26
+    assert producer.flush(30) == 0
+    lakes = {}
+    for consume_batch in (7, 10_000):
+        store = open_lake(str(tmp_path / f"lake-{consume_batch}"))
+        settings = DrainSettings(part_bytes=1_000_000, consume_batch=consume_batch)
+        summary = drain_until_idle(kafka_settings, store, frozenset({platform}), settings=settings,
+                                   policy=PlanningPolicy(max_records=10_000))
+        assert summary.rows == 300 and summary.quarantined == 12
+        lakes[consume_batch] = {k: store.get(k) for k in store.list("raw/") if k.endswith(".parquet")}
+        lakes[consume_batch] |= {k: store.get(k) for k in store.list("quarantine/")}
+    assert lakes[7] == lakes[10_000]  # the same parts, byte for byte
+    parts = [k for k in lakes[7] if k.startswith("raw/")]
+    assert len(parts) >= 3, parts  # ~3.6 MB of messages in 1 MB parts
+    q = read_parquet_prefix(open_lake(str(tmp_path / "lake-7")), "quarantine/").to_pylist()
+    assert sorted(r["raw_size"] for r in q) == [300_000] * 12
+    assert all(len(r["raw"]) == 64 * 1024 and r["raw_sha256"] == hashlib.sha256(bytes([r["raw"][0]]) * 300_000).hexdigest()
+               for r in q)
+
+
+def test_the_plan_log_is_checkpointed_so_a_tick_reads_what_is_pending(kafka_settings, tmp_path, platform):
+    """Committed plans move behind the partition's checkpoint (the live folder keeps the last
+    one); a tick with a lost cursor reads the checkpoint, plans nothing twice, and a late
+    retry of an archived plan still finds it."""
+    import time
+
+    from reputation_pipeline.ingest.batch import run_batch
+    from reputation_pipeline.ingest.drain import make_consumer
+    from reputation_pipeline.ingest.tick import plan_tick
+
+    produce(kafka_settings, platform, 1000, partitions=1, progress=False)
+    store = open_lake(str(tmp_path / "lake"))
+    summary = drain_until_idle(kafka_settings, store, frozenset({platform}), policy=PlanningPolicy(max_records=100))
+    assert summary.plans == 10
+    topic, log = topic_for(platform), PlanLog(store)
+    live = f"_ingest/plans/{topic}/p=0/"
+    assert list(store.list(live)) == [f"{live}{900:020d}.json"]  # the checkpoint's plan only
+    assert log.checkpoint(topic, 0) == 900
+    assert len(list(store.list(f"_ingest/plans-archive/{topic}/"))) == 9
+    consumer = make_consumer(kafka_settings.client_config())
+    try:
+        tick = plan_tick(consumer, log, frozenset({platform}), PlanningPolicy(), {}, time.time(), force=True)
+    finally:
+        consumer.close()
+    assert not tick.new_batches and not tick.pending_batches and tick.lag[topic] == {0: 0}
+    again = run_batch(topic, [[0, 300]], kafka=kafka_settings, store=store, platforms=frozenset({platform}))
+    assert [c.start for c in again.commits] == [300] and not again.failures  # the committed plan, as it was
+    assert _raw(store).num_rows == 1000

@@ -35,8 +35,9 @@ def run_batch(
     store: LakeStore,
     platforms: frozenset[str],
     limits: Limits = Limits(),
-    settings: DrainSettings = DrainSettings(),
+    settings: DrainSettings | None = None,
 ) -> BatchOutcome:
+    settings = settings or DrainSettings.from_env()
     plan_log = PlanLog(store)
     plans = []
     for partition, start in refs:

@@ -55,14 +55,28 @@ class DrainSettings:
     compression: str = "zstd"
     row_group_size: int = 50_000
     commit_group_offsets: bool = True
+    # message bytes per part of a plan (one file per hour and part): what a drain holds at once
+    part_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls) -> "DrainSettings":
+        raw = os.environ.get("REPUTATION_INGEST_PART_BYTES", "").strip()
+        if not raw:
+            return cls()
+        value = int(raw)
+        if value < 1024:
+            raise ValueError(f"REPUTATION_INGEST_PART_BYTES must be at least 1024, got {value}")
+        return cls(part_bytes=value)
 
 
-def raw_file_key(platform: str, dt: str, hour: str, plan: Plan) -> str:
-    return drain_file_key(platform, dt, hour, plan.topic, plan.partition, plan.start, plan.end)
+def raw_file_key(platform: str, dt: str, hour: str, plan: Plan, part: int = 0) -> str:
+    return drain_file_key(platform, dt, hour, plan.topic, plan.partition, plan.start, plan.end, part)
 
 
-def quarantine_key(plan: Plan) -> str:
-    return f"quarantine/topic={plan.topic}/p={plan.partition}/{plan.topic}-p{plan.partition}-{plan.start:020d}-{plan.end:020d}.parquet"
+def quarantine_key(plan: Plan, part: int = 0) -> str:
+    suffix = f"-{part:04d}" if part else ""
+    return (f"quarantine/topic={plan.topic}/p={plan.partition}/"
+            f"{plan.topic}-p{plan.partition}-{plan.start:020d}-{plan.end:020d}{suffix}.parquet")
 
 
 def _parquet_bytes(table: pa.Table, settings: DrainSettings) -> bytes:
@@ -162,19 +176,46 @@ def _convert_batch(batch: list[Message], ctx: fastpath.Context) -> fastpath.Chun
                             [m.timestamp()[1] for m in batch], [m.key() for m in batch], ctx)
 
 
-def _convert_range(consumer: Consumer, plan: Plan, settings: DrainSettings, log_start: int,
-                   ctx: fastpath.Context) -> tuple[list[fastpath.ChunkResult], int]:
-    """Convert the plan's messages, one batch in a worker thread while the next is consumed
-    (Arrow releases the GIL). Returns the results in offset order and the last offset read."""
-    results, pending, last_offset = [], deque(), plan.start - 1
+def _size(msg: Message) -> int:
+    return len(msg.value() or b"") + len(msg.key() or b"")
+
+
+def _convert_parts(consumer: Consumer, plan: Plan, settings: DrainSettings, log_start: int,
+                   ctx: fastpath.Context) -> Iterator[tuple[list[fastpath.ChunkResult], int]]:
+    """The plan's messages converted, one batch in a worker thread while the next is consumed
+    (Arrow releases the GIL), yielded in parts: (results in offset order, last offset read).
+
+    A part closes at the message whose bytes (value and key) bring the part to
+    ``part_bytes``: a cut fixed by the offsets and their sizes, so a retry cuts the same
+    parts whatever the consume batching, and the memory a drain holds is bounded by bytes,
+    not by the plan's record count (a 1 MB message is as valid as a 1 kB one)."""
+    results, pending, last_offset, held, in_flight = [], deque(), plan.start - 1, 0, 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-convert") as pool:
         for batch in read_range(consumer, plan, settings, log_start):
+            lo = 0
+            for i, msg in enumerate(batch):
+                held += _size(msg)
+                if held >= settings.part_bytes:
+                    pending.append((pool.submit(_convert_batch, batch[lo:i + 1], ctx), 0))
+                    results.extend(f.result() for f, _ in pending)
+                    pending.clear()
+                    in_flight = held = 0
+                    lo = i + 1
+                    yield results, msg.offset()
+                    results = []
             last_offset = batch[-1].offset()
-            pending.append(pool.submit(_convert_batch, batch, ctx))
-            while len(pending) > settings.batches_in_flight:  # bounds the raw bytes held
-                results.append(pending.popleft().result())
-        results.extend(f.result() for f in pending)
-    return results, last_offset
+            if lo < len(batch):
+                size = sum(_size(m) for m in batch[lo:])
+                pending.append((pool.submit(_convert_batch, batch[lo:], ctx), size))
+                in_flight += size
+                # bounds the raw bytes held: batches, and bytes (a batch of large messages)
+                while len(pending) > settings.batches_in_flight or (len(pending) > 1 and in_flight > settings.part_bytes):
+                    future, size = pending.popleft()
+                    results.append(future.result())
+                    in_flight -= size
+            del batch
+        results.extend(f.result() for f, _ in pending)
+    yield results, last_offset
 
 
 def execute_plan(
@@ -201,22 +242,21 @@ def execute_plan(
     platform = platform_of(plan.topic)
     ctx = fastpath.Context(plan.topic, plan.partition, platform, frozenset(platforms),
                            reference_ms=int(plan.planned_at * 1000), limits=limits)
-    results, last_offset = _convert_range(consumer, plan, settings, low, ctx)
-    quarantined = [row for r in results for row in r.quarantine]
-
-    files = []
-    for dt, hour, rows in fastpath.split_by_hour([r.posts for r in results]):
-        key = raw_file_key(platform, dt, hour, plan)
-        store.put(key, _parquet_bytes(rows, settings))
-        files.append({"key": key, "rows": rows.num_rows, "partition_key": hour_partition_key(dt, hour)})
-    qfiles = []
-    if quarantined:
-        key = quarantine_key(plan)
-        store.put(key, _parquet_bytes(pa.Table.from_pylist(quarantined, schema=QUARANTINE), settings))
-        qfiles.append({"key": key, "rows": len(quarantined)})
+    files, qfiles, last_offset = [], [], plan.start - 1
+    for part, (results, last_offset) in enumerate(_convert_parts(consumer, plan, settings, low, ctx)):
+        for dt, hour, rows in fastpath.split_by_hour([r.posts for r in results]):
+            key = raw_file_key(platform, dt, hour, plan, part)
+            store.put(key, _parquet_bytes(rows, settings))
+            files.append({"key": key, "rows": rows.num_rows, "partition_key": hour_partition_key(dt, hour)})
+        quarantined = [row for r in results for row in r.quarantine]
+        if quarantined:
+            key = quarantine_key(plan, part)
+            store.put(key, _parquet_bytes(pa.Table.from_pylist(quarantined, schema=QUARANTINE), settings))
+            qfiles.append({"key": key, "rows": len(quarantined)})
+        del results, quarantined
     commit = Commit(
         topic=plan.topic, partition=plan.partition, start=plan.start, end=plan.end,
-        rows=sum(f["rows"] for f in files), quarantined=len(quarantined), files=files,
+        rows=sum(f["rows"] for f in files), quarantined=sum(q["rows"] for q in qfiles), files=files,
         quarantine_files=qfiles, partition_keys=sorted({f["partition_key"] for f in files}),
         last_offset_read=last_offset,
     )

@@ -13,6 +13,7 @@ depends on which path took it, nor on how messages were batched.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import pyarrow.json as pj
 from reputation_pipeline.ingest.validate import (
     MAX_FUTURE_SKEW, MAX_SKEW_MS, MIN_EVENT_MS, MIN_EVENT_TIME, Limits, Rejection, validate_post,
 )
-from reputation_pipeline.lake.schemas import MEDIA_TYPE, RAW_POSTS, RAW_POSTS_SCHEMA_VERSION
+from reputation_pipeline.lake.schemas import MEDIA_TYPE, QUARANTINE_RAW_BYTES, RAW_POSTS, RAW_POSTS_SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -399,7 +400,15 @@ def kafka_datetime(ts_ms: int) -> datetime | None:
 def quarantine_row(ctx: Context, offset: int, ts_ms: int, key: bytes | None, value: bytes | None,
                    rejection: Rejection) -> dict:
     return {"reason": rejection.reason, "detail": rejection.detail, "topic": ctx.topic, "partition": ctx.partition,
-            "offset": offset, "kafka_timestamp": kafka_datetime(ts_ms), "key": key, "raw": value}
+            "offset": offset, "kafka_timestamp": kafka_datetime(ts_ms), "key": key, **quarantine_raw(value)}
+
+
+def quarantine_raw(value: bytes | None) -> dict:
+    """The raw columns of a quarantine row: a bounded prefix of the bytes (a 1 MB junk message
+    must not cost a drain 1 MB per row held), with the whole message's size and sha256."""
+    if value is None:
+        return {"raw": None, "raw_size": None, "raw_sha256": None}
+    return {"raw": value[:QUARANTINE_RAW_BYTES], "raw_size": len(value), "raw_sha256": hashlib.sha256(value).hexdigest()}
 
 
 def _slow_path(indices: list[int], values, offsets, timestamps_ms, keys, ctx: Context) -> tuple[pa.Table, list[dict]]:

@@ -43,7 +43,7 @@ def drain_until_idle(
     *,
     policy: PlanningPolicy = PlanningPolicy(),
     limits: Limits = Limits(),
-    settings: DrainSettings = DrainSettings(),
+    settings: DrainSettings | None = None,
     on_batch=None,
     max_ticks: int | None = None,
 ) -> DrainSummary:

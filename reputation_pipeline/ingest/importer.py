@@ -184,7 +184,7 @@ def convert_chunk(records: Sequence[tuple[int, bytes | Malformed]], plan: Import
 
     def reject(number: int, reason: str, detail: str, raw: bytes | None) -> None:
         quarantine.append({"reason": reason, "detail": detail, "topic": topic, "partition": 0, "offset": number,
-                           "kafka_timestamp": ref_dt, "key": None, "raw": raw})
+                           "kafka_timestamp": ref_dt, "key": None, **fastpath.quarantine_raw(raw)})
 
     values, numbers = [], []
     for number, value in records:

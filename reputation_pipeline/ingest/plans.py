@@ -3,6 +3,8 @@
     _ingest/plans/<topic>/p=<partition>/<start:020d>.json     written first
     _ingest/commits/<topic>/p=<partition>/<start:020d>.json   written last
     _ingest/gaps/<topic>/p=<partition>/<start:020d>.json      retention gaps
+    _ingest/checkpoints/<topic>/p=<partition>.json            the committed prefix, for planning
+    _ingest/plans-archive/<topic>/p=<partition>/…             plans behind the checkpoint
 
 Both plans and commits are conditional creates (``if_absent``), keyed by the
 range start: two planners racing for the same start cannot both win, and a
@@ -26,6 +28,13 @@ _check_topic = check_topic
 
 def plan_key(topic: str, partition: int, start: int, kind: str = "plans") -> str:
     return ingest_log_key(kind, topic, partition, start)
+
+
+ARCHIVE = "_ingest/plans-archive/"  # plans behind a partition's checkpoint
+
+
+def checkpoint_key(topic: str, partition: int) -> str:
+    return f"_ingest/checkpoints/{_check_topic(topic)}/p={int(partition)}.json"
 
 
 @dataclass
@@ -76,7 +85,10 @@ class PlanLog:
         return None
 
     def get_plan(self, topic: str, partition: int, start: int) -> Plan | None:
-        raw = self.store.get(plan_key(topic, partition, start))
+        key = plan_key(topic, partition, start)
+        raw = self.store.get(key)
+        if raw is None:  # archived behind the checkpoint (a late retry of a committed plan)
+            raw = self.store.get(ARCHIVE + key[len("_ingest/plans/"):])
         return Plan(**json.loads(raw)) if raw else None
 
     def plans(self, topic: str, partition: int, after_start: int | None = None) -> list[Plan]:
@@ -112,17 +124,36 @@ class PlanLog:
                            "detected_at": time.time()}).encode()
         self.store.put(plan_key(topic, partition, start, "gaps"), body)
 
-    # ---- state for planning
-    def partition_state(self, topic: str, partition: int, hint_start: int | None = None) -> tuple[int | None, list[Plan]]:
-        """(end of the last plan, pending plans), reading only plans after ``hint_start``.
+    # ---- the checkpoint: what a tick need not read again
+    def checkpoint(self, topic: str, partition: int) -> int | None:
+        """The start of the last plan of the partition's committed prefix, as last recorded."""
+        raw = self.store.get(checkpoint_key(topic, partition))
+        return int(json.loads(raw)["committed_through"]) if raw else None
 
-        ``hint_start`` is a start known to be committed (e.g. from a sensor cursor);
-        the lake stays the source of truth, the hint only shortens the listing.
-        """
-        plans = self.plans(topic, partition, after_start=hint_start)
-        if not plans and hint_start is not None:
-            hinted = self.get_plan(topic, partition, hint_start)
-            return (hinted.end if hinted else None), []
-        next_start = plans[-1].end if plans else None
-        pending = [p for p in plans if not self.is_committed(p)]
-        return next_start, pending
+    def advance_checkpoint(self, topic: str, partition: int, start: int, current: int | None) -> None:
+        """Record that every plan up to the one at ``start`` is committed (``current``: the
+        checkpoint as read; it only moves forward)."""
+        if current is None or start > current:
+            self.store.put(checkpoint_key(topic, partition),
+                           json.dumps({"committed_through": int(start), "recorded_at": time.time()}).encode())
+
+    def archive(self, topic: str, partition: int, checkpoint: int, limit: int = 1000) -> bool:
+        """Move up to ``limit`` plans before the checkpoint's plan out of the live folder, so a
+        tick lists what is pending, not the history (~17,000 plans a day per partition at the
+        default 5 s delay). True when none is left. The checkpoint's own plan stays: a planner
+        that read an older checkpoint still finds the last plan's end and never plans a start
+        twice. Commits are never moved (readers and the contiguity check read them)."""
+        prefix = f"_ingest/plans/{_check_topic(topic)}/p={int(partition)}/"
+        bound = plan_key(topic, partition, checkpoint)
+        moved = 0
+        for key in self.store.list(prefix):
+            if key >= bound:
+                return True
+            if moved == limit:
+                return False
+            data = self.store.get(key)
+            if data is not None:
+                self.store.put(ARCHIVE + key[len("_ingest/plans/"):], data)
+                self.store.delete(key)
+            moved += 1
+        return True

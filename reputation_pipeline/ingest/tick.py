@@ -88,6 +88,10 @@ def plan_tick(
         for partition in sorted(md.partitions):
             pcur = dict(tcur.get(str(partition), {}))
             low, high = watermarks(consumer, topic, partition)
+            # the lake's checkpoint, or the cursor's hint when it is ahead (a lost cursor costs nothing)
+            checkpoint = plan_log.checkpoint(topic, partition)
+            if checkpoint is not None and (pcur.get("hint") is None or checkpoint > pcur["hint"]):
+                pcur["hint"] = checkpoint
             plans = plan_log.plans(topic, partition, after_start=pcur.get("hint"))
             committed_prefix = True
             for p in plans:
@@ -97,6 +101,10 @@ def plan_tick(
                     committed_prefix = False
                     if not plan_log.is_committed(p):
                         pending.append(p)
+            if pcur.get("hint") is not None:
+                plan_log.advance_checkpoint(topic, partition, pcur["hint"], checkpoint)
+                if pcur.get("archived") != pcur["hint"] and plan_log.archive(topic, partition, pcur["hint"]):
+                    pcur["archived"] = pcur["hint"]
             if plans:
                 next_start = plans[-1].end
             elif pcur.get("hint") is not None:

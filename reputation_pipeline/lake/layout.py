@@ -1,6 +1,6 @@
 """Where things live in the lake, and which raw files readers may trust.
 
-    raw/posts/platform=<p>/dt=<d>/hour=<HH>/<topic>-p<n>-<start:020d>-<end:020d>.parquet   a drained range
+    raw/posts/platform=<p>/dt=<d>/hour=<HH>/<topic>-p<n>-<start:020d>-<end:020d>[-<part:04d>].parquet   a drained range
     raw/posts/platform=<p>/dt=<d>/hour=<HH>/import-<sha16>-<chunk:06d>.parquet           an imported chunk
     _ingest/{plans,commits,gaps}/<topic>/p=<n>/<start:020d>.json                        the ingest log
     _ingest/imports/<sha256>.json                                                       an import's manifest
@@ -19,7 +19,8 @@ from collections.abc import Iterable
 TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own topic charset
 RAW_ROOT = "raw/posts/"
 IMPORT_MANIFESTS = "_ingest/imports/"
-DRAIN_FILE = re.compile(r"(?P<topic>[A-Za-z0-9._-]{1,249})-p(?P<partition>[0-9]+)-(?P<start>[0-9]{20})-(?P<end>[0-9]{20})\.parquet")
+DRAIN_FILE = re.compile(r"(?P<topic>[A-Za-z0-9._-]{1,249})-p(?P<partition>[0-9]+)-(?P<start>[0-9]{20})-(?P<end>[0-9]{20})"
+                        r"(-(?P<part>[0-9]{4,}))?\.parquet")
 IMPORT_FILE = re.compile(r"import-(?P<sha16>[0-9a-f]{16})-(?P<chunk>[0-9]{6})\.parquet")
 
 
@@ -33,8 +34,12 @@ def raw_hour_prefix(platform: str, dt: str, hour: str) -> str:
     return f"{RAW_ROOT}platform={platform}/dt={dt}/hour={hour}/"
 
 
-def drain_file_key(platform: str, dt: str, hour: str, topic: str, partition: int, start: int, end: int) -> str:
-    return raw_hour_prefix(platform, dt, hour) + f"{check_topic(topic)}-p{int(partition)}-{int(start):020d}-{int(end):020d}.parquet"
+def drain_file_key(platform: str, dt: str, hour: str, topic: str, partition: int, start: int, end: int,
+                   part: int = 0) -> str:
+    """Part 0 of a range keeps the name it had before plans were cut by bytes."""
+    suffix = f"-{int(part):04d}" if part else ""
+    return (raw_hour_prefix(platform, dt, hour)
+            + f"{check_topic(topic)}-p{int(partition)}-{int(start):020d}-{int(end):020d}{suffix}.parquet")
 
 
 def import_file_key(platform: str, dt: str, hour: str, sha: str, chunk: int) -> str:

@@ -49,6 +49,9 @@ QUARANTINE = pa.schema(
         ("offset", pa.int64()),
         ("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
         ("key", pa.binary()),
-        ("raw", pa.binary()),
+        ("raw", pa.binary()),  # the message, or its first QUARANTINE_RAW_BYTES when larger
+        ("raw_size", pa.int64()),  # the whole message's size in bytes (null in files from before)
+        ("raw_sha256", pa.string()),  # of the whole message, to match it against the topic or a file
     ]
 )
+QUARANTINE_RAW_BYTES = 64 * 1024
