@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 
@@ -63,7 +62,7 @@ def _cmd_run(args) -> int:
 def _cmd_demo(args) -> int:
     from reputation_pipeline.pipeline.demo import run_demo
 
-    return run_demo(args.calm_posts, args.crisis_posts, keep=args.keep)
+    return run_demo(args.calm_posts, args.crisis_posts, keep=args.keep, verbose=args.verbose)
 
 
 def _cmd_dev(args) -> int:
@@ -112,6 +111,7 @@ def build_parser(cmd: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--calm-posts", type=int, default=800, help="posts per platform before the crisis")
     p.add_argument("--crisis-posts", type=int, default=800, help="posts per platform during the crisis")
     p.add_argument("--keep", action="store_true", help="leave the local stack it started running")
+    p.add_argument("--verbose", action="store_true", help="show Dagster's, dbt's and the stack's logs here too")
     p.set_defaults(func=_cmd_demo)
 
     # Stage CLIs are imported only for their own command: `ingest` must not pay

@@ -17,37 +17,103 @@ CRISIS_BRAND = "acme"  # a brand id of the default brands seed
 PLATFORMS = ("x", "reddit")
 
 
-def _say(msg: str) -> None:
-    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+class _View:
+    """What the terminal shows: a line per stage as it progresses (a rich live table), the
+    alerts as they arrive, a summary. Everything else (Dagster's and dbt's logs, warnings)
+    goes to the log file; ``verbose`` shows it here too."""
+
+    def __init__(self, verbose: bool):
+        from rich.console import Console
+
+        self.console = Console(highlight=False)
+        self.verbose = verbose
+        self.stages: dict[str, str] = {}
+        self.live = None
+
+    def say(self, msg: str) -> None:
+        # message text from the pipeline and the environment: printed as is, never as rich markup
+        self.console.print(f"{time.strftime('%H:%M:%S')} {msg}", markup=False)
+
+    def stage(self, name: str, state: str) -> None:
+        self.stages[name] = state
+        if self.live is not None:
+            self.live.update(self._table())
+
+    def _table(self):
+        from rich.table import Table
+
+        table = Table(show_header=False, box=None, pad_edge=False)
+        for name, state in self.stages.items():
+            table.add_row(f"[bold]{name}[/]", state)
+        return table
+
+    def __enter__(self):
+        if not self.verbose and self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.__exit__(*exc)
+            self.live = None
+        elif self.stages:  # no live view (a pipe, or --verbose): the stages once, at the end
+            for name, state in self.stages.items():
+                self.say(f"{name}: {state}")
 
 
-def run_demo(calm_posts: int = 800, crisis_posts: int = 800, keep: bool = False) -> int:
+def _log_to_file(path, verbose: bool) -> None:
+    """Python logging and warnings (Dagster's, dbt's, this package's) into ``path``; with
+    ``verbose`` on the terminal as well."""
+    import logging
+    import warnings
+
+    handlers: list[logging.Handler] = [logging.FileHandler(path)]
+    if verbose:
+        handlers.append(logging.StreamHandler())
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+
+
+def run_demo(calm_posts: int = 800, crisis_posts: int = 800, keep: bool = False, verbose: bool = False) -> int:
+    from reputation_pipeline.pipeline.instance import ensure_dagster_home
     from reputation_pipeline.stack import local
 
     started = time.monotonic()
+    view = _View(verbose)
+    log_path = ensure_dagster_home() / "demo.log"
+    _log_to_file(log_path, verbose)
+    if not verbose:
+        view.say(f"logs of Dagster, dbt and the stack: {log_path} (--verbose shows them here)")
     started_stack = None
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and local.reachable(os.environ["KAFKA_BOOTSTRAP_SERVERS"]):
-        _say(f"using the Kafka at {os.environ['KAFKA_BOOTSTRAP_SERVERS']} from the environment")
+        view.say(f"using the Kafka at {os.environ['KAFKA_BOOTSTRAP_SERVERS']} from the environment")
     else:
         cfg = local.StackConfig.from_env()
         before = local.status(cfg)
         if not (before["kafka"]["running"] and before["s3"]["running"]):
-            _say("starting the local stack (Kafka in KRaft mode + S3 endpoint) ...")
+            view.say("starting the local stack (Kafka in KRaft mode + S3 endpoint) ...")
             started_stack = cfg
         local.up(cfg)
         os.environ.update(local.env_vars(cfg))
     try:
-        return _demo(started, calm_posts, crisis_posts)
+        return _demo(view, started, calm_posts, crisis_posts)
     finally:
         if started_stack is not None and not keep:
             local.down(started_stack)
-            _say("stopped the local stack it started (--keep leaves it running)")
+            view.say("stopped the local stack it started (--keep leaves it running)")
         elif started_stack is not None:
-            _say(f"the local stack keeps running: `reputation-pipeline stack down` stops it ({started_stack.root})")
+            view.say(f"the local stack keeps running: `reputation-pipeline stack down` stops it ({started_stack.root})")
 
 
-def _demo(started: float, calm_posts: int, crisis_posts: int) -> int:
+def _demo(view: _View, started: float, calm_posts: int, crisis_posts: int) -> int:
     from reputation_pipeline.alerts.cli import tail
+    from rich.text import Text
+
     from reputation_pipeline.alerts.render import alert_line, plain
     from reputation_pipeline.alerts.publisher import ALERTS_TOPIC
     from reputation_pipeline.ingest.kafka_client import KafkaSettings
@@ -55,10 +121,12 @@ def _demo(started: float, calm_posts: int, crisis_posts: int) -> int:
     from reputation_pipeline.pipeline.driver import run_until_idle
     from reputation_pipeline.pipeline.instance import get_instance
 
+    import logging
+
     settings = KafkaSettings.from_env()
     instance = get_instance()
-    _say(f"Dagster instance: {os.environ['DAGSTER_HOME']}; lake: {os.environ.get('REPUTATION_LAKE', './lake')}")
-    _say("loading the pipeline definitions (dbt manifest, models) ...")
+    view.say(f"Dagster instance: {os.environ['DAGSTER_HOME']}; lake: {os.environ.get('REPUTATION_LAKE', './lake')}")
+    view.say("loading the pipeline definitions (dbt manifest, models) ...")
     from reputation_pipeline.definitions import defs
 
     # show alerts as they arrive, from one consumer on the topic for the whole demo (the
@@ -72,9 +140,10 @@ def _demo(started: float, calm_posts: int, crisis_posts: int) -> int:
             if line.strip():
                 alert = json.loads(line)
                 seen.append(alert)
-                _say(alert_line(alert).plain)  # message values made safe for a terminal
+                view.console.print(alert_line(alert))  # rich Text: message values are never markup
                 for post in (alert.get("explanation") or {}).get("top_posts", [])[:2]:
-                    _say(f"    top post ({plain(post.get('platform'), 32)}): {plain(post.get('url'))}")
+                    view.say(f"    top post ({plain(post.get('platform'), 32)}): {plain(post.get('url'))}")
+                view.stage("alerts", f"{len(seen)} received on {topic}")
             return len(line)
 
     stop_following = threading.Event()
@@ -82,26 +151,47 @@ def _demo(started: float, calm_posts: int, crisis_posts: int) -> int:
                                 kwargs={"from_beginning": False, "idle_timeout": None, "as_json": True, "out": Printer(),
                                         "stop": stop_following})
     follower.start()
-    for phase, count, crisis in (("calm", calm_posts, None), ("crisis", crisis_posts, CRISIS_BRAND)):
-        for platform in PLATFORMS:
-            produce(settings, platform, count, crisis_brand=crisis, crisis_share=0.4, progress=False)
-        _say(f"produced {count} {phase} posts on each of {', '.join(PLATFORMS)}"
-             + (f" (crisis for brand {crisis!r})" if crisis else ""))
-    # the sensors and their runs in this process, until idle (the daemon's path, pipeline/driver.py)
-    # the runs' events go to the instance (the UI shows them); the terminal gets warnings only
-    totals = run_until_idle(defs, instance, log=_say, console_log_level="WARNING")
-    _say(f"pipeline idle: {totals}")
-    time.sleep(4)  # let the follower print the last alerts
-    stop_following.set()
-    follower.join(timeout=30)
+    log = logging.getLogger("reputation_pipeline.demo")
+    with view:
+        view.stage("produce", "...")
+        produced = 0
+        for phase, count, crisis in (("calm", calm_posts, None), ("crisis", crisis_posts, CRISIS_BRAND)):
+            for platform in PLATFORMS:
+                produce(settings, platform, count, crisis_brand=crisis, crisis_share=0.4, progress=False)
+                produced += count
+                view.stage("produce", f"{produced} posts on {', '.join(PLATFORMS)}"
+                           + (f", the last {crisis_posts * len(PLATFORMS)} with a crisis for {crisis!r}" if crisis else ""))
+        view.stage("ingest", "waiting for the sensor ...")
+
+        def progress(totals: dict) -> None:
+            runs = totals["runs_by_job"]
+            view.stage("ingest", f"{totals['rows']} posts drained, {totals['quarantined']} quarantined "
+                                 f"({runs.get('ingest_job', 0)} runs)")
+            live = {job: n for job, n in runs.items() if job != "ingest_job"}
+            view.stage("score + aggregate", f"{totals['partitions']} hour partitions, runs: "
+                                            + (", ".join(f"{job} {n}" for job, n in sorted(live.items())) or "none yet"))
+
+        # the sensors and their runs in this process, until idle (the daemon's path,
+        # pipeline/driver.py); the runs' events go to the instance (the UI shows them)
+        totals = run_until_idle(defs, instance, log=log.info, on_totals=progress,
+                                console_log_level="INFO" if view.verbose else "CRITICAL")
+        log.info("pipeline idle: %s", totals)
+        time.sleep(4)  # let the follower print the last alerts
+        stop_following.set()
+        follower.join(timeout=30)
     from reputation_pipeline.ingest.drain import close_metadata_consumers
 
     close_metadata_consumers()  # before the stack goes away, or librdkafka logs its reconnects
+    from rich.table import Table
+
     by_brand = Counter((plain(a.get("brand_name") or a.get("brand"), 40), plain(a.get("rule"), 40),
                         plain(a.get("status"), 16)) for a in seen)
-    _say(f"summary after {time.monotonic() - started:.0f}s: {len(seen)} alerts on reputation.alerts")
+    table = Table(title=f"{len(seen)} alerts on {topic} after {time.monotonic() - started:.0f} s", title_justify="left")
+    for column in ("brand", "rule", "status", "alerts"):
+        table.add_column(column, justify="right" if column == "alerts" else "left")
     for (brand, rule, status), n in sorted(by_brand.items()):
-        _say(f"  {brand:16} {rule:24} {status:9} x{n}")
-    _say("explore it: `reputation-pipeline dev` (the UI: runs, lineage, checks; the live pipeline on the daemon); "
-         "`reputation-pipeline alerts tail --from-beginning`")
+        table.add_row(Text(brand), Text(rule), Text(status), str(n))  # Text: never read as markup
+    view.console.print(table)
+    view.say("explore it: `reputation-pipeline dev` (the UI: runs, lineage, checks; the live pipeline on the daemon); "
+             "`reputation-pipeline alerts tail --from-beginning`")
     return 0

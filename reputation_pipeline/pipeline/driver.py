@@ -252,7 +252,9 @@ class Driver:
 
 
 def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, log=print, max_ticks: int = 1000,
-                   console_log_level: str | None = None) -> dict:
+                   console_log_level: str | None = None, on_totals=None) -> dict:
+    """Tick the sensors and execute their runs until nothing is left; ``on_totals(totals)``
+    after each tick that ran something (a progress view)."""
     driver = Driver(defs, instance, log, console_log_level=console_log_level)
     totals = {"ticks": 0, "ingest_runs": 0, "rows": 0, "quarantined": 0, "partitions": 0,
               "alerts_published": 0, "runs_by_job": {}, "ranges": []}
@@ -271,6 +273,8 @@ def run_until_idle(defs: dg.Definitions, instance: dg.DagsterInstance, *, log=pr
         for r in report.runs:
             totals["runs_by_job"][r.job] = totals["runs_by_job"].get(r.job, 0) + 1
         log(f"tick {totals['ticks']}: {report.as_dict()}")
+        if on_totals is not None:
+            on_totals(totals)
 
     driver.run(until_idle=True, max_ticks=max_ticks, on_tick=on_tick)
     totals["ranges"] = contiguous_ranges(touched)
