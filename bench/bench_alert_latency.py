@@ -170,10 +170,7 @@ def main() -> int:
 
     from reputation_pipeline.stack import local
 
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        cfg = local.StackConfig.from_env()
-        local.up(cfg)
-        os.environ.update(local.env_vars(cfg))
+    local.ensure_env()
     variants = [args.compare, None] if args.compare else [args.baseline]
     results = [measure(args, variant) for variant in variants]
     for result in results:

@@ -101,10 +101,7 @@ def main() -> int:
 
     from reputation_pipeline.stack import local
 
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        cfg = local.StackConfig.from_env()
-        local.up(cfg)
-        os.environ.update(local.env_vars(cfg))
+    local.ensure_env()
 
     import dagster as dg
     from reputation_pipeline.alerts.publisher import AlertPublisherResource

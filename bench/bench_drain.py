@@ -94,10 +94,7 @@ def main() -> int:
                     help="produce junk messages of this size instead of posts (each is quarantined)")
     args = ap.parse_args()
 
-    cfg = local.StackConfig.from_env()
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        local.up(cfg)
-        os.environ.update(local.env_vars(cfg))
+    local.ensure_env()
     settings = KafkaSettings.from_env()
     platform = f"bench{uuid.uuid4().hex[:8]}"
     topic = topic_for(platform)

@@ -45,7 +45,7 @@ from reputation_pipeline.scoring.data import TASKS, _clean_tweeteval, default_da
 from reputation_pipeline.scoring.encoder import pool  # noqa: E402
 from reputation_pipeline.scoring.metrics import task_metric  # noqa: E402
 from reputation_pipeline.scoring.models import (  # noqa: E402
-    DEFAULT_REF, HeadsBackend, InferenceOptions, LanguageOptions, ModelConfig, Scorer, get_backend,
+    DEFAULT_REF, HeadsBackend, InferenceOptions, LanguageOptions, ModelConfig, Scorer,
 )
 from reputation_pipeline.scoring.language import LanguageDetector  # noqa: E402
 from reputation_pipeline.scoring.normalize import model_input, normalize_text  # noqa: E402

@@ -76,10 +76,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
 
-    cfg = local.StackConfig.from_env()
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        local.up(cfg)
-        os.environ.update(local.env_vars(cfg))
+    local.ensure_env()
     settings = KafkaSettings.from_env()
     platform = f"tick{uuid.uuid4().hex[:8]}"
     topic = topic_for(platform)

@@ -1,7 +1,7 @@
 """The code location: every stage's assets, checks, jobs, sensors and resources."""
 import dagster as dg
 
-from reputation_pipeline.aggregation import aggregation_assets, aggregation_checks, aggregation_resources
+from reputation_pipeline.aggregation import aggregation_assets, aggregation_resources
 from reputation_pipeline.alerts import alerts_assets, alerts_checks, alerts_resources
 from reputation_pipeline.ingest import ingest_assets, ingest_checks, ingest_jobs, ingest_sensors
 from reputation_pipeline.ingest.kafka_client import kafka_resource_from_env
@@ -16,7 +16,7 @@ def build_defs(**resources) -> dg.Definitions:
     (tests and embedded drivers pass their own lake, brokers and topics)."""
     return dg.Definitions(
         assets=with_freshness([*ingest_assets, *scoring_assets, *aggregation_assets, *alerts_assets]),
-        asset_checks=[*ingest_checks, *scoring_checks, *aggregation_checks, *alerts_checks],
+        asset_checks=[*ingest_checks, *scoring_checks, *alerts_checks],
         jobs=[*ingest_jobs, *pipeline_jobs],
         sensors=[*ingest_sensors, live_pipeline_sensor],
         resources={

@@ -17,7 +17,6 @@ from reputation_pipeline.aggregation.merge import (ENABLE_ENV, MAX_MERGE_FILES, 
 from reputation_pipeline.aggregation.sample_lake import (PLATFORMS, SCORES, SampleLakeSpec, sample_raw_key,
                                                          write_committed_raw, write_sample_lake)
 from reputation_pipeline.aggregation.warehouse import WarehouseResource
-from reputation_pipeline.lake.schemas import RAW_POSTS
 from reputation_pipeline.lake.store import open_lake
 from reputation_pipeline.pipeline.jobs import WINDOW_MODELS
 from reputation_pipeline.resources import LakeResource

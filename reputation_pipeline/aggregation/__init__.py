@@ -4,10 +4,9 @@ from reputation_pipeline.aggregation.dbt import dbt_project, dbt_resource, reput
 from reputation_pipeline.aggregation.publish import published_marts
 from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource, warehouse_resource_from_env
 
+# dbt tests are asset checks of reputation_dbt_assets (part of its definition): no other checks
 aggregation_assets = [reputation_dbt_assets, published_marts]
-# dbt tests are asset checks of reputation_dbt_assets (part of its definition).
-aggregation_checks: list = []
 aggregation_resources = {"dbt": dbt_resource(), "warehouse": warehouse_resource_from_env()}
 
-__all__ = ["aggregation_assets", "aggregation_checks", "aggregation_resources", "dbt_project", "reputation_dbt_assets",
+__all__ = ["aggregation_assets", "aggregation_resources", "dbt_project", "reputation_dbt_assets",
            "DUCKDB_POOL", "WarehouseResource"]

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import duckdb
 
-from reputation_pipeline.alerts.rules import FIRING, NOTIFY, Candidate, Decision, plan_notifications
+from reputation_pipeline.alerts.rules import FIRING, Candidate, Decision, plan_notifications
 from reputation_pipeline.alerts.store import AlertStore, now_utc
 from reputation_pipeline.alerts.publisher import Delivered
 

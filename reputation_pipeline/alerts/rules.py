@@ -35,7 +35,6 @@ SILENCED = "silenced"
 HISTORICAL = "historical"  # recorded, never published: a backfill of old windows
 FIRING = "firing"
 RESOLVED = "resolved"
-RULES = ("risk_threshold", "risk_spike", "toxic_post", "no_data")
 
 
 def _ts(value: datetime) -> str:

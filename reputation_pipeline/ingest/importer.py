@@ -55,7 +55,7 @@ from reputation_pipeline.ingest import fastpath
 from reputation_pipeline.ingest.import_readers import FORMATS, Malformed, detect_format, read_records
 from reputation_pipeline.ingest.validate import Limits
 from reputation_pipeline.lake.layout import import_file_key, import_manifest_key
-from reputation_pipeline.lake.schemas import QUARANTINE, RAW_POSTS
+from reputation_pipeline.lake.schemas import QUARANTINE
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.partitions import hour_partition_key
 

@@ -15,7 +15,6 @@ Readers trust a raw file only once the commit that lists it exists.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import asdict, dataclass, field
 

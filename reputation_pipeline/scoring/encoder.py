@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,11 +30,6 @@ def resolve_model_ref(ref: str) -> str:
 
 def local_only(ref: str) -> bool:
     return os.path.isdir(ref) or os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
-
-
-def set_threads(n: int | None) -> None:
-    if n and n > 0:
-        torch.set_num_threads(n)
 
 
 def load_encoder(ref: str):

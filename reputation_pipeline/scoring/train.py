@@ -11,7 +11,6 @@ import hashlib
 import json
 import platform
 import random
-import sys
 import time
 from pathlib import Path
 

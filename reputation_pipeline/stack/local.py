@@ -63,6 +63,15 @@ class StackConfig:
         return f"http://127.0.0.1:{self.s3_port}"
 
 
+def ensure_env() -> None:
+    """Nothing when the environment names a Kafka (``KAFKA_BOOTSTRAP_SERVERS``); else the local
+    stack, started if it is not running, with its variables set (the benchmarks' services)."""
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        cfg = StackConfig.from_env()
+        up(cfg)
+        os.environ.update(env_vars(cfg))
+
+
 def env_vars(cfg: StackConfig) -> dict[str, str]:
     """Variables that point the pipeline (and any Kafka/S3 client) at this stack."""
     return {
@@ -238,7 +247,7 @@ def start_kafka(cfg: StackConfig, wait: float = 90.0) -> None:
             raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
     heap = os.environ.get("REPUTATION_KAFKA_HEAP", "768m")
     _spawn(cfg, "kafka", [
-        java, f"-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        java, "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
         f"-Dkafka.logs.dir={kdir}", f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}",
         "-cp", f"{libs}/*", "kafka.Kafka", str(props),
     ], kdir / "stdout.log")
