@@ -305,6 +305,29 @@ def test_import_takes_any_valid_platform_unless_narrowed(tmp_path, monkeypatch):
         import_files([jsonl], platform="x", store=store)
 
 
+def test_import_chunks_are_cut_by_bytes_as_planned(tmp_path, monkeypatch):
+    """Chunks end at chunk_rows or at REPUTATION_INGEST_PART_BYTES of record bytes; the plan
+    records the byte cap, so a later run with another setting cuts the same chunks."""
+    from reputation_pipeline.ingest.importer import ImportPlan
+
+    posts = make_posts("twitter", 200, run_id="bytes")
+    jsonl = tmp_path / "big.jsonl"
+    write_jsonl(jsonl, posts)
+    store = open_lake(str(tmp_path / "lake"))
+    monkeypatch.setenv("REPUTATION_INGEST_PART_BYTES", "4096")
+    summary = import_files([jsonl], platform="twitter", store=store).as_dict()
+    assert summary["rows"] == 200
+    chunks = {k.rsplit("-", 1)[1] for k in store.list("raw/posts/") if k.endswith(".parquet")}
+    assert len(chunks) > 10  # ~300-byte posts, 4 KiB chunks (the default 50,000 rows would be one)
+    sha = summary["files"][0]["sha256"]
+    assert ImportPlan.from_json(store.get(plan_key(sha))).chunk_bytes == 4096
+    before = {k: store.get(k) for k in store.list("raw/posts/")}
+    store.delete(manifest_key(sha))  # as if the first run had died before its manifest
+    monkeypatch.setenv("REPUTATION_INGEST_PART_BYTES", "1048576")
+    import_files([jsonl], platform="twitter", store=store)
+    assert {k: store.get(k) for k in store.list("raw/posts/")} == before
+
+
 # -- backfill and late data with the project's definitions ----------------------------------------
 
 def project_defs(lake: Path, duckdb_path: Path, bootstrap: str, alerts_topic: str) -> dg.Definitions:

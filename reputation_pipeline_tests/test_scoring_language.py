@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from reputation_pipeline.aggregation.sample_lake import RAW_POSTS, SampleLakeSpec, _parquet, write_sample_lake
+from reputation_pipeline.aggregation.sample_lake import SampleLakeSpec, write_committed_raw, write_sample_lake
 from reputation_pipeline.lake.store import open_lake
 from reputation_pipeline.scoring.language import (
     MAX_COVERED_PROBABILITY, Detection, LanguageDetector, detection_text,
@@ -116,7 +116,7 @@ def test_uncovered_language_posts_are_counted_in_the_window_mart(tmp_path, score
     extra = [base | {"post_id": f"lang-{i}", "text": text, "language": None, "kafka_offset": 10_000 + i,
                      "created_at": t0 + timedelta(minutes=30), "event_time": t0 + timedelta(minutes=30)}
              for i, text in enumerate([SPANISH, ARABIC, SPANISH.replace("nunca", "jamás"), ENGLISH[2]])]
-    store.put("raw/posts/platform=twitter/dt=2026-11-20/hour=00/lang.parquet", _parquet(extra, RAW_POSTS))
+    write_committed_raw(store, "twitter", "2026-11-20", "00", extra, "languages")
     result = score_partition(store, scorer, "2026-11-20", "00", ["twitter", "reddit", "facebook", "instagram",
                                                                  "tiktok", "youtube"])
     assert result.unsupported_language_rows == 3

@@ -10,7 +10,8 @@ content hash in the role of the offset range:
    conditional create (or read, when a crashed or concurrent import made it):
    it fixes the platform, the chunk size and the reference time, so a retry
    rewrites byte-identical objects.
-3. Records are read in chunks of ``chunk_rows`` (memory stays bounded), each
+3. Records are read in chunks of ``chunk_rows`` or ``REPUTATION_INGEST_PART_BYTES``
+   of record bytes, whichever comes first (memory stays bounded), each
    validated by the live ingest code (``fastpath.convert``, whose slow path is
    ``validate_post``), grouped by event hour and written atomically as
    ``raw/posts/platform=<p>/dt=…/hour=…/import-<sha16>-<chunk>.parquet``;
@@ -52,6 +53,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reputation_pipeline.ingest import fastpath
+from reputation_pipeline.ingest.drain import DrainSettings
 from reputation_pipeline.ingest.import_readers import FORMATS, Malformed, detect_format, read_records
 from reputation_pipeline.ingest.validate import Limits
 from reputation_pipeline.lake.layout import import_file_key, import_manifest_key
@@ -114,6 +116,9 @@ class ImportPlan:
     chunk_rows: int
     reference_ms: int
     source_name: str
+    # record bytes per chunk too (a file of 1 MB lines is as valid as one of tweets); None in a
+    # plan written before chunks were cut by bytes, whose retry must cut as it did
+    chunk_bytes: int | None = None
 
     def to_json(self) -> bytes:
         return json.dumps({**self.__dict__, "reference_time": _iso_ms(self.reference_ms)}, sort_keys=True).encode()
@@ -121,12 +126,14 @@ class ImportPlan:
     @classmethod
     def from_manifest(cls, m: dict) -> "ImportPlan":
         reference_ms = int(datetime.fromisoformat(m["reference_time"]).timestamp() * 1000)
-        return cls(m["sha256"], m["platform"], m["format"], int(m["chunk_rows"]), reference_ms, m["source_name"])
+        return cls(m["sha256"], m["platform"], m["format"], int(m["chunk_rows"]), reference_ms, m["source_name"],
+                   m.get("chunk_bytes"))
 
     @classmethod
     def from_json(cls, data: bytes) -> "ImportPlan":
         d = json.loads(data)
-        return cls(d["sha256"], d["platform"], d["format"], int(d["chunk_rows"]), int(d["reference_ms"]), d["source_name"])
+        return cls(d["sha256"], d["platform"], d["format"], int(d["chunk_rows"]), int(d["reference_ms"]), d["source_name"],
+                   d.get("chunk_bytes"))
 
 
 @dataclass
@@ -164,13 +171,19 @@ class ImportSummary:
                 "partitions_touched": self.partitions}
 
 
-def _chunks(records: Iterator[tuple[int, bytes | Malformed]], size: int) -> Iterator[list[tuple[int, bytes | Malformed]]]:
+def _chunks(records: Iterator[tuple[int, bytes | Malformed]], size: int,
+            max_bytes: int | None = None) -> Iterator[list[tuple[int, bytes | Malformed]]]:
+    """Chunks of ``size`` records, or fewer when their bytes reach ``max_bytes``: cut by the
+    file's content only, so a retry of the plan writes the same chunks."""
     chunk: list[tuple[int, bytes | Malformed]] = []
+    held = 0
     for rec in records:
         chunk.append(rec)
-        if len(chunk) >= size:
+        value = rec[1]
+        held += len(value.raw if isinstance(value, Malformed) else value)
+        if len(chunk) >= size or (max_bytes is not None and held >= max_bytes):
             yield chunk
-            chunk = []
+            chunk, held = [], 0
     if chunk:
         yield chunk
 
@@ -248,7 +261,8 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
             return result
         reference_ms = int((as_of.timestamp() if as_of else now()) * 1000)
         plan = _get_or_create_plan(store, ImportPlan(sha, platform, detect_format(path, fmt), chunk_rows,
-                                                     reference_ms, path.name), as_of is not None)
+                                                     reference_ms, path.name, DrainSettings.from_env().part_bytes),
+                                   as_of is not None)
         read_base = bar.n
 
         def moved(pos: int) -> None:
@@ -256,7 +270,7 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
 
         per_hour: dict[str, dict] = {}
         records = read_records(path, plan.format, plan.platform, progress=moved)
-        for chunk_no, chunk in enumerate(_chunks(records, plan.chunk_rows)):
+        for chunk_no, chunk in enumerate(_chunks(records, plan.chunk_rows, plan.chunk_bytes)):
             posts, quarantine = convert_chunk(chunk, plan, known_platforms, limits)
             for dt, hour, rows in fastpath.split_by_hour([posts]):
                 key = raw_import_key(plan.platform, dt, hour, sha, chunk_no)
@@ -276,7 +290,7 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
         result.partition_keys = sorted(per_hour)
         manifest = {
             "sha256": sha, "source_name": path.name, "platform": plan.platform, "format": plan.format,
-            "chunk_rows": plan.chunk_rows, "reference_time": _iso_ms(plan.reference_ms),
+            "chunk_rows": plan.chunk_rows, "chunk_bytes": plan.chunk_bytes, "reference_time": _iso_ms(plan.reference_ms),
             "rows": result.rows, "quarantined": result.quarantined, "files": result.files,
             "quarantine_files": result.quarantine_files, "partition_keys": result.partition_keys,
             "imported_at": _iso_ms(int(now() * 1000)),
