@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import threading
 import time
 from collections import Counter
@@ -25,10 +26,32 @@ class _View:
     def __init__(self, verbose: bool):
         from rich.console import Console
 
-        self.console = Console(highlight=False)
         self.verbose = verbose
         self.stages: dict[str, str] = {}
         self.live = None
+        self._saved: tuple[int, int] | None = None
+        # the view writes to the terminal as it was when the demo started (see capture_output)
+        self.terminal = os.fdopen(os.dup(1), "w", buffering=1)
+        self.console = Console(file=self.terminal, highlight=False)
+
+    def capture_output(self, log_path) -> None:
+        """Everything else written to this process's stdout and stderr, by Python, dbt's own
+        console logger or librdkafka's C code, goes to ``log_path`` (file descriptors 1 and 2)."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self._saved = (os.dup(1), os.dup(2))
+        with open(log_path, "ab") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+
+    def release_output(self) -> None:
+        if self._saved is not None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, saved in zip((1, 2), self._saved):
+                os.dup2(saved, fd)
+                os.close(saved)
+            self._saved = None
 
     def say(self, msg: str) -> None:
         # message text from the pipeline and the environment: printed as is, never as rich markup
@@ -64,16 +87,13 @@ class _View:
                 self.say(f"{name}: {state}")
 
 
-def _log_to_file(path, verbose: bool) -> None:
-    """Python logging and warnings (Dagster's, dbt's, this package's) into ``path``; with
-    ``verbose`` on the terminal as well."""
+def _log_setup() -> None:
+    """Python logging and warnings (Dagster's, dbt's, this package's) on stderr: the log file,
+    unless --verbose."""
     import logging
     import warnings
 
-    handlers: list[logging.Handler] = [logging.FileHandler(path)]
-    if verbose:
-        handlers.append(logging.StreamHandler())
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+    logging.basicConfig(level=logging.INFO, handlers=[logging.StreamHandler(sys.stderr)], force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
     warnings.simplefilter("default")
@@ -81,14 +101,23 @@ def _log_to_file(path, verbose: bool) -> None:
 
 def run_demo(calm_posts: int = 800, crisis_posts: int = 800, keep: bool = False, verbose: bool = False) -> int:
     from reputation_pipeline.pipeline.instance import ensure_dagster_home
-    from reputation_pipeline.stack import local
 
     started = time.monotonic()
     view = _View(verbose)
     log_path = ensure_dagster_home() / "demo.log"
-    _log_to_file(log_path, verbose)
     if not verbose:
-        view.say(f"logs of Dagster, dbt and the stack: {log_path} (--verbose shows them here)")
+        view.say(f"logs of Dagster, dbt, Kafka clients and the stack: {log_path} (--verbose shows them here)")
+        view.capture_output(log_path)
+    _log_setup()
+    try:
+        return _run(view, started, calm_posts, crisis_posts, keep)
+    finally:
+        view.release_output()
+
+
+def _run(view, started: float, calm_posts: int, crisis_posts: int, keep: bool) -> int:
+    from reputation_pipeline.stack import local
+
     started_stack = None
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and local.reachable(os.environ["KAFKA_BOOTSTRAP_SERVERS"]):
         view.say(f"using the Kafka at {os.environ['KAFKA_BOOTSTRAP_SERVERS']} from the environment")
