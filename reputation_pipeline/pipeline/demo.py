@@ -74,7 +74,9 @@ class _View:
         if not self.verbose and self.console.is_terminal:
             from rich.live import Live
 
-            self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=False)
+            # redirect_*: False, or rich would show what dbt and Dagster print to stdout and stderr
+            self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=False,
+                             redirect_stdout=False, redirect_stderr=False)
             self.live.__enter__()
         return self
 
