@@ -52,6 +52,7 @@ class _View:
                 os.dup2(saved, fd)
                 os.close(saved)
             self._saved = None
+        self.terminal.close()
 
     def say(self, msg: str) -> None:
         # message text from the pipeline and the environment: printed as is, never as rich markup
@@ -64,10 +65,11 @@ class _View:
 
     def _table(self):
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(show_header=False, box=None, pad_edge=False)
         for name, state in self.stages.items():
-            table.add_row(f"[bold]{name}[/]", state)
+            table.add_row(Text(name, style="bold"), Text(state))  # Text: never read as markup
         return table
 
     def __enter__(self):
