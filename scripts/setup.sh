@@ -26,8 +26,9 @@ if [ ! -f "$venv/.complete" ]; then
   "$venv/bin/pip" install -q '.[dev]'
   touch "$venv/.complete"
 fi
-if [ ! -e .venv ]; then
-  ln -s "$venv" .venv
+# a link left by an earlier pyproject.toml follows this one (a real folder there is the user's own)
+if [ -L .venv ] || [ ! -e .venv ]; then
+  ln -sfn "$venv" .venv
 fi
 .venv/bin/pip install -q --no-deps --no-build-isolation -e .
 # Guard against pip silently resolving an ancient dagster-dbt or dbt 1.12.
