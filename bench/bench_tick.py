@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from reputation_pipeline.ingest.drain import make_consumer
 from reputation_pipeline.ingest.kafka_client import KafkaSettings, topic_for
 from reputation_pipeline.ingest.planner import PlanningPolicy
-from reputation_pipeline.ingest.plans import ARCHIVE, Commit, Plan, PlanLog, checkpoint_key, plan_key
+from reputation_pipeline.ingest.plans import Commit, Plan, PlanLog, archived_key, checkpoint_key, plan_key
 from reputation_pipeline.ingest.produce import produce
 from reputation_pipeline.ingest.tick import plan_tick
 from reputation_pipeline.lake.store import open_lake, s3_client_from_env
@@ -103,7 +103,7 @@ def main() -> int:
 
     # this version's layout: history behind the checkpoint archived, the checkpoint's plan live
     t0 = time.perf_counter()
-    moves = [(plan_key(topic, 0, s), ARCHIVE + plan_key(topic, 0, s)[len("_ingest/plans/"):]) for s in range(last)]
+    moves = [(plan_key(topic, 0, s), archived_key(plan_key(topic, 0, s))) for s in range(last)]
     if args.s3:
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda m: (client.copy_object(Bucket=bucket, Key=f"{prefix}/{m[1]}",

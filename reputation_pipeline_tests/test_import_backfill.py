@@ -29,7 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reputation_pipeline.ingest.importer import import_files, manifest_key, plan_key
+from reputation_pipeline.ingest.importer import import_files, plan_key
+from reputation_pipeline.lake.layout import import_manifest_key as manifest_key
 from reputation_pipeline.ingest.synthetic import PostGenerator, SyntheticConfig
 from reputation_pipeline.lake.schemas import QUARANTINE, RAW_POSTS
 from reputation_pipeline.lake.store import open_lake

@@ -138,11 +138,8 @@ def _batch_sha(spec: SampleLakeSpec, batch: int) -> str:
     return hashlib.sha256(f"sample-lake:{spec.seed}:{spec.start.isoformat()}:{batch}".encode()).hexdigest()
 
 
-def _raw_key(spec: SampleLakeSpec, platform: str, dt: str, hour: str, batch: int = 0) -> str:
+def sample_raw_key(spec: SampleLakeSpec, platform: str, dt: str, hour: str, batch: int = 0) -> str:
     return import_file_key(platform, dt, hour, _batch_sha(spec, batch), batch)
-
-
-sample_raw_key = _raw_key
 
 
 def write_committed_raw(store: LakeStore, platform: str, dt: str, hour: str, rows: list[dict], tag: str) -> str:
@@ -191,13 +188,13 @@ def write_sample_lake(store: LakeStore, spec: SampleLakeSpec, only_batches: Iter
                 posts_written += 1
                 scores_by_part.setdefault((*key[1:], batch), []).append(
                     _score(rng, post, spec.model_version, unscored=(n % spec.unscored_every == 0))
-                    | {"source_file": _raw_key(spec, *key, batch)}
+                    | {"source_file": sample_raw_key(spec, *key, batch)}
                 )
     wanted = set(range(spec.batches) if only_batches is None else only_batches)
     raw_files = score_files = 0
     for (platform, dt, hour, b), rows in sorted(raw_by_part.items()):
         if b in wanted:
-            store.put(_raw_key(spec, platform, dt, hour, b), _parquet(rows, RAW_POSTS))
+            store.put(sample_raw_key(spec, platform, dt, hour, b), _parquet(rows, RAW_POSTS))
             raw_files += 1
     for b in sorted(wanted):  # the commit of each micro-batch, after its files
         store.put(import_manifest_key(_batch_sha(spec, b)), json.dumps({"source_name": "sample lake", "batch": b}).encode())

@@ -29,7 +29,7 @@ from reputation_pipeline.ingest import fastpath
 from reputation_pipeline.ingest.kafka_client import platform_of, watermarks
 from reputation_pipeline.ingest.plans import Commit, Plan, PlanLog
 from reputation_pipeline.ingest.validate import Limits
-from reputation_pipeline.lake.layout import drain_file_key
+from reputation_pipeline.lake.layout import drain_file_key, drain_quarantine_key
 from reputation_pipeline.lake.schemas import QUARANTINE
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.partitions import hour_partition_key
@@ -77,9 +77,7 @@ def raw_file_key(platform: str, dt: str, hour: str, plan: Plan, part: int = 0) -
 
 
 def quarantine_key(plan: Plan, part: int = 0) -> str:
-    suffix = f"-{part:04d}" if part else ""
-    return (f"quarantine/topic={plan.topic}/p={plan.partition}/"
-            f"{plan.topic}-p{plan.partition}-{plan.start:020d}-{plan.end:020d}{suffix}.parquet")
+    return drain_quarantine_key(plan.topic, plan.partition, plan.start, plan.end, part)
 
 
 def _parquet_bytes(table: pa.Table, settings: DrainSettings) -> bytes:
@@ -190,7 +188,7 @@ def _convert_batch(batch: list[Message], ctx: fastpath.Context) -> fastpath.Chun
 
 
 def _size(msg: Message) -> int:
-    return len(msg.value() or b"") + len(msg.key() or b"")
+    return len(msg) + len(msg.key() or b"")  # len(): the value's size, without copying it
 
 
 def _convert_parts(consumer: Consumer, plan: Plan, settings: DrainSettings, log_start: int,
@@ -205,9 +203,9 @@ def _convert_parts(consumer: Consumer, plan: Plan, settings: DrainSettings, log_
     results, pending, last_offset, held, in_flight = [], deque(), plan.start - 1, 0, 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-convert") as pool:
         for batch in read_range(consumer, plan, settings, log_start):
-            lo = 0
+            lo, sizes = 0, [_size(m) for m in batch]
             for i, msg in enumerate(batch):
-                held += _size(msg)
+                held += sizes[i]
                 if held >= settings.part_bytes:
                     pending.append((pool.submit(_convert_batch, batch[lo:i + 1], ctx), 0))
                     results.extend(f.result() for f, _ in pending)
@@ -218,7 +216,7 @@ def _convert_parts(consumer: Consumer, plan: Plan, settings: DrainSettings, log_
                     results = []
             last_offset = batch[-1].offset()
             if lo < len(batch):
-                size = sum(_size(m) for m in batch[lo:])
+                size = sum(sizes[lo:])
                 pending.append((pool.submit(_convert_batch, batch[lo:], ctx), size))
                 in_flight += size
                 # bounds the raw bytes held: batches, and bytes (a batch of large messages)

@@ -56,7 +56,7 @@ from reputation_pipeline.ingest import fastpath
 from reputation_pipeline.ingest.drain import DrainSettings
 from reputation_pipeline.ingest.import_readers import FORMATS, Malformed, detect_format, read_records
 from reputation_pipeline.ingest.validate import Limits
-from reputation_pipeline.lake.layout import import_file_key, import_manifest_key
+from reputation_pipeline.lake.layout import import_file_key, import_manifest_key, import_quarantine_key
 from reputation_pipeline.lake.schemas import QUARANTINE
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.partitions import hour_partition_key
@@ -82,20 +82,8 @@ def file_sha256(path: str | os.PathLike[str], block: int = 1 << 20, progress: Ca
     return h.hexdigest()
 
 
-def manifest_key(sha: str) -> str:
-    return import_manifest_key(sha)
-
-
 def plan_key(sha: str) -> str:
     return f"{PLAN_PREFIX}{sha}.json"
-
-
-def raw_import_key(platform: str, dt: str, hour: str, sha: str, chunk: int) -> str:
-    return import_file_key(platform, dt, hour, sha, chunk)
-
-
-def quarantine_import_key(sha: str, chunk: int) -> str:
-    return f"quarantine/import={sha[:16]}/import-{sha[:16]}-{chunk:06d}.parquet"
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -250,7 +238,7 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
     try:
         sha = file_sha256(path, progress=bar.update)
         result = FileResult(str(path), sha, "imported")
-        existing = store.get(manifest_key(sha))
+        existing = store.get(import_manifest_key(sha))
         if existing is not None:
             manifest = json.loads(existing)
             result.status = "already_imported"
@@ -273,7 +261,7 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
         for chunk_no, chunk in enumerate(_chunks(records, plan.chunk_rows, plan.chunk_bytes)):
             posts, quarantine = convert_chunk(chunk, plan, known_platforms, limits)
             for dt, hour, rows in fastpath.split_by_hour([posts]):
-                key = raw_import_key(plan.platform, dt, hour, sha, chunk_no)
+                key = import_file_key(plan.platform, dt, hour, sha, chunk_no)
                 store.put(key, _parquet_bytes(rows))
                 pk = hour_partition_key(dt, hour)
                 result.files.append({"key": key, "rows": rows.num_rows, "partition_key": pk})
@@ -281,7 +269,7 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
                 stats["rows"] += rows.num_rows
                 stats["files"].append(key)
             if quarantine:
-                key = quarantine_import_key(sha, chunk_no)
+                key = import_quarantine_key(sha, chunk_no)
                 store.put(key, _parquet_bytes(pa.Table.from_pylist(quarantine, schema=QUARANTINE)))
                 result.quarantine_files.append({"key": key, "rows": len(quarantine)})
             result.rows += posts.num_rows
@@ -296,7 +284,7 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
             "imported_at": _iso_ms(int(now() * 1000)),
         }
         # the manifest commits the chunks (lake/layout.py): readers trust them from here on
-        if not store.put(manifest_key(sha), json.dumps(manifest, indent=1).encode(), if_absent=True):
+        if not store.put(import_manifest_key(sha), json.dumps(manifest, indent=1).encode(), if_absent=True):
             # a concurrent import of the same file finished first; its objects are identical to ours
             result.status = "already_imported"
         if instance is not None:

@@ -22,9 +22,6 @@ from reputation_pipeline.lake.layout import check_topic, ingest_log_key
 from reputation_pipeline.lake.store import LakeStore, check_conditional_writes
 from reputation_pipeline.ingest.planner import PlannedRange
 
-_check_topic = check_topic
-
-
 def plan_key(topic: str, partition: int, start: int, kind: str = "plans") -> str:
     return ingest_log_key(kind, topic, partition, start)
 
@@ -32,8 +29,17 @@ def plan_key(topic: str, partition: int, start: int, kind: str = "plans") -> str
 ARCHIVE = "_ingest/plans-archive/"  # plans behind a partition's checkpoint
 
 
+def archived_key(key: str) -> str:
+    """Where the plan at ``key`` (under _ingest/plans/) lives once archived."""
+    return ARCHIVE + key[len("_ingest/plans/"):]
+
+
+def plans_prefix(topic: str, partition: int) -> str:
+    return f"_ingest/plans/{check_topic(topic)}/p={int(partition)}/"
+
+
 def checkpoint_key(topic: str, partition: int) -> str:
-    return f"_ingest/checkpoints/{_check_topic(topic)}/p={int(partition)}.json"
+    return f"_ingest/checkpoints/{check_topic(topic)}/p={int(partition)}.json"
 
 
 @dataclass
@@ -87,11 +93,11 @@ class PlanLog:
         key = plan_key(topic, partition, start)
         raw = self.store.get(key)
         if raw is None:  # archived behind the checkpoint (a late retry of a committed plan)
-            raw = self.store.get(ARCHIVE + key[len("_ingest/plans/"):])
+            raw = self.store.get(archived_key(key))
         return Plan(**json.loads(raw)) if raw else None
 
     def plans(self, topic: str, partition: int, after_start: int | None = None) -> list[Plan]:
-        prefix = f"_ingest/plans/{_check_topic(topic)}/p={int(partition)}/"
+        prefix = plans_prefix(topic, partition)
         start_after = plan_key(topic, partition, after_start) if after_start is not None else None
         out = []
         for key in self.store.list(prefix, start_after=start_after):
@@ -113,7 +119,7 @@ class PlanLog:
         return self.store.exists(plan_key(plan.topic, plan.partition, plan.start, "commits"))
 
     def commits(self, topic: str, partition: int) -> list[Commit]:
-        prefix = f"_ingest/commits/{_check_topic(topic)}/p={int(partition)}/"
+        prefix = f"_ingest/commits/{check_topic(topic)}/p={int(partition)}/"
         return [Commit(**json.loads(self.store.get(k))) for k in self.store.list(prefix)]
 
     # ---- gaps
@@ -142,7 +148,7 @@ class PlanLog:
         default 5 s delay). True when none is left. The checkpoint's own plan stays: a planner
         that read an older checkpoint still finds the last plan's end and never plans a start
         twice. Commits are never moved (readers and the contiguity check read them)."""
-        prefix = f"_ingest/plans/{_check_topic(topic)}/p={int(partition)}/"
+        prefix = plans_prefix(topic, partition)
         bound = plan_key(topic, partition, checkpoint)
         moved = 0
         for key in self.store.list(prefix):
@@ -152,7 +158,7 @@ class PlanLog:
                 return False
             data = self.store.get(key)
             if data is not None:
-                self.store.put(ARCHIVE + key[len("_ingest/plans/"):], data)
+                self.store.put(archived_key(key), data)
                 self.store.delete(key)
             moved += 1
         return True

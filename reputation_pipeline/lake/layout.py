@@ -4,6 +4,7 @@
     raw/posts/platform=<p>/dt=<d>/hour=<HH>/import-<sha16>-<chunk:06d>.parquet           an imported chunk
     _ingest/{plans,commits,gaps}/<topic>/p=<n>/<start:020d>.json                        the ingest log
     _ingest/imports/<sha256>.json                                                       an import's manifest
+    quarantine/topic=<topic>/p=<n>/…, quarantine/import=<sha16>/…                       rejected records
 
 The read protocol: a raw file is committed once the commit manifest of its range (drain) or
 the manifest of its import exists, and readers (scoring, the dbt window builds) read
@@ -34,12 +35,23 @@ def raw_hour_prefix(platform: str, dt: str, hour: str) -> str:
     return f"{RAW_ROOT}platform={platform}/dt={dt}/hour={hour}/"
 
 
-def drain_file_key(platform: str, dt: str, hour: str, topic: str, partition: int, start: int, end: int,
-                   part: int = 0) -> str:
+def _range_file(topic: str, partition: int, start: int, end: int, part: int) -> str:
     """Part 0 of a range keeps the name it had before plans were cut by bytes."""
     suffix = f"-{int(part):04d}" if part else ""
-    return (raw_hour_prefix(platform, dt, hour)
-            + f"{check_topic(topic)}-p{int(partition)}-{int(start):020d}-{int(end):020d}{suffix}.parquet")
+    return f"{check_topic(topic)}-p{int(partition)}-{int(start):020d}-{int(end):020d}{suffix}.parquet"
+
+
+def drain_file_key(platform: str, dt: str, hour: str, topic: str, partition: int, start: int, end: int,
+                   part: int = 0) -> str:
+    return raw_hour_prefix(platform, dt, hour) + _range_file(topic, partition, start, end, part)
+
+
+def drain_quarantine_key(topic: str, partition: int, start: int, end: int, part: int = 0) -> str:
+    return f"quarantine/topic={check_topic(topic)}/p={int(partition)}/" + _range_file(topic, partition, start, end, part)
+
+
+def import_quarantine_key(sha: str, chunk: int) -> str:
+    return f"quarantine/import={sha[:16]}/import-{sha[:16]}-{int(chunk):06d}.parquet"
 
 
 def import_file_key(platform: str, dt: str, hour: str, sha: str, chunk: int) -> str:
