@@ -9,7 +9,7 @@ import dagster as dg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reputation_pipeline.pipeline.live import (BUSY, CATCHUP_JOB, DONE, FAILED, LIVE_FULL_JOB, LIVE_JOB,
+from reputation_pipeline.pipeline.live import (BUSY, CATCHUP_JOB, DONE, FAILED, LIVE_FULL_JOB, LIVE_JOB, UNSEEN_RETRY_GRACE_S,
                                                RANGE_END, RANGE_START, batch_status, catchup_due_now, plan_tick)
 
 NOW = datetime(2026, 12, 1, 12, 30, tzinfo=timezone.utc)
@@ -145,3 +145,12 @@ def test_batch_status_follows_the_runs_and_dagsters_retries():
     retried = _run(S.SUCCESS, run_id="c", **{"dagster/parent_run_id": "p"})
     assert batch_status([failed, retried], 0, 1) == DONE
     assert batch_status([failed, _run(S.FAILURE, run_id="c2", **{"dagster/parent_run_id": "p"})], 0, 1) == FAILED
+
+
+def test_a_retry_that_never_comes_does_not_hold_the_lane():
+    """Dagster marks a failed run for retry; when no retry run appears long after the failure
+    (its retry daemon skips failures marked before it started), the batch counts as failed,
+    so the live sensor requests the hours again instead of waiting for ever."""
+    failed = _run(dg.DagsterRunStatus.FAILURE, run_id="p", **{"dagster/will_retry": "true"})
+    assert batch_status([failed], 0, now=1000, ended_at={"p": 990}) == BUSY
+    assert batch_status([failed], 0, now=1000, ended_at={"p": 1000 - UNSEEN_RETRY_GRACE_S}) == FAILED

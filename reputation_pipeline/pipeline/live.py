@@ -41,6 +41,10 @@ KEY_FORMAT = "%Y-%m-%d-%H:%M"
 CATCHUP_INTERVAL_ENV = "REPUTATION_CATCHUP_INTERVAL_S"
 # a requested run that has not shown up in the instance after this long was never created
 UNSEEN_RUN_GRACE_S = 120.0
+# a failed run marked for retry whose retry has not shown up this long after it ended never gets
+# one: Dagster's retry daemon starts reading failures from where the event log is when it
+# starts, so a failure marked just then (run monitoring, right after a restart) is never retried
+UNSEEN_RETRY_GRACE_S = 120.0
 RECORDS_PER_TICK = 1000
 RETRY_BACKOFF_S, RETRY_BACKOFF_MAX_S = 15.0, 600.0
 
@@ -177,9 +181,11 @@ IN_PROGRESS = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
 WILL_RETRY_TAG = "dagster/will_retry"
 
 
-def batch_status(runs: list[dg.DagsterRun], requested_at: float, now: float) -> str:
+def batch_status(runs: list[dg.DagsterRun], requested_at: float, now: float,
+                 ended_at: dict[str, float] | None = None) -> str:
     """busy while any run of the batch is queued or running or about to be retried by
-    Dagster; done when every range of it has a successful run; failed otherwise."""
+    Dagster; done when every range of it has a successful run; failed otherwise.
+    ``ended_at``: when runs ended (run id -> epoch s), which bounds the wait for a retry."""
     if not runs:
         return BUSY if now - requested_at < UNSEEN_RUN_GRACE_S else FAILED
     if any(r.status in IN_PROGRESS for r in runs):
@@ -191,7 +197,8 @@ def batch_status(runs: list[dg.DagsterRun], requested_at: float, now: float) -> 
         return DONE
     retrying = [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE
                 and r.tags.get(WILL_RETRY_TAG) == "true"
-                and not any(o.tags.get("dagster/parent_run_id") == r.run_id for o in runs)]
+                and not any(o.tags.get("dagster/parent_run_id") == r.run_id for o in runs)
+                and now - (ended_at or {}).get(r.run_id, now) < UNSEEN_RETRY_GRACE_S]
     return BUSY if retrying else FAILED
 
 
@@ -210,9 +217,15 @@ def new_raw_hours(instance: dg.DagsterInstance, after: int | None) -> tuple[set[
 def lane_statuses(instance: dg.DagsterInstance, inflight: dict, now: float) -> dict[str, str]:
     out = {}
     for lane, info in inflight.items():
-        runs = list(instance.get_runs(filters=dg.RunsFilter(tags={BATCH_TAG: info["batch"]})))
-        out[lane] = batch_status(runs, info["requested_at"], now)
+        records = instance.get_run_records(filters=dg.RunsFilter(tags={BATCH_TAG: info["batch"]}))
+        out[lane] = batch_status([r.dagster_run for r in records], info["requested_at"], now,
+                                 ended_at={r.dagster_run.run_id: _epoch(r.update_timestamp) for r in records})
     return out
+
+
+def _epoch(ts: datetime) -> float:
+    # run storages keep naive UTC timestamps
+    return (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def build_live_sensor(jobs: list) -> dg.SensorDefinition:
