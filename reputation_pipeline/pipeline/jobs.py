@@ -35,7 +35,7 @@ ALERTS = dg.AssetSelection.checks_for_assets("brand_alerts")
 
 # The live path (pipeline/live.py): each run does its whole micro-batch in one process
 # (in_process_executor), so the models load once and dbt runs in that process, instead of a
-# process per step, each importing torch and dbt again. scores_in_range is blocking: bad scores
+# process per step, each loading the models and dbt again. scores_in_range is blocking: bad scores
 # never reach the marts; the monitoring checks (null rate, drift) run with the catch-up. No dbt
 # test on the live runs (seconds each): the catch-up runs every one of them as an asset check.
 SCORES = dg.AssetSelection.assets("post_scores").without_checks() | dg.AssetSelection.checks(

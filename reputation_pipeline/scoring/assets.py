@@ -28,7 +28,7 @@ MAX_UNSCORED_RATE = 0.5
     deps=[dg.AssetKey("raw_posts")],
     partitions_def=hourly_partitions,
     group_name="scoring",
-    kinds={"pytorch", "parquet"},
+    kinds={"onnx", "parquet"},
     # A range of hours runs in one process: the models load once, and a late
     # batch touching many past hours (or a backfill) costs one run, not dozens.
     backfill_policy=dg.BackfillPolicy.single_run(),

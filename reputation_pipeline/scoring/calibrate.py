@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from reputation_pipeline.scoring.data import LABELS, TASKS, default_data_dir, load_task
-from reputation_pipeline.scoring.heads import ADAPTER_FILE, HEADS_FILE, META_FILE
+from reputation_pipeline.scoring.bundle import ADAPTER_FILE, HEADS_FILE, META_FILE
 from reputation_pipeline.scoring.metrics import task_metric
 
 
@@ -61,7 +61,8 @@ def bundle_version(folder: Path, meta: dict, prefix: str) -> str:
     return f"{prefix}-{h.hexdigest()[:10]}"
 
 
-def calibrate(folder: Path, *, data_dir: Path | None = None, seed: int | None = None, log=print) -> dict:
+def calibrate(folder: Path, *, data_dir: Path | None = None, seed: int | None = None, threads: int = 0,
+              log=print) -> dict:
     """Fit and store the biases of a bundle in place; re-measures validation."""
     from reputation_pipeline.scoring.models import InferenceOptions, ModelConfig, Scorer
 
@@ -73,7 +74,7 @@ def calibrate(folder: Path, *, data_dir: Path | None = None, seed: int | None = 
     tasks = [t for t in TASKS if t in meta["tasks"]]
 
     def scorer() -> Scorer:  # a fresh scorer: the bundle's biases are read at load time
-        return Scorer(ModelConfig(models={t: str(folder) for t in tasks}, options=InferenceOptions()))
+        return Scorer(ModelConfig(models={t: str(folder) for t in tasks}, options=InferenceOptions(threads=threads)))
 
     current = scorer()
     report = {}

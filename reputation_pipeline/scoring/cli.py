@@ -38,23 +38,23 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    import torch
-
     from reputation_pipeline.scoring.calibrate import calibrate
     from reputation_pipeline.scoring.models import resolve_ref
 
-    torch.set_num_threads(args.threads)
-    calibrate(Path(resolve_ref(args.model)), data_dir=args.data, log=lambda m: print(m, flush=True))
+    calibrate(Path(resolve_ref(args.model)), data_dir=args.data, threads=args.threads,
+              log=lambda m: print(m, flush=True))
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import torch
-
     from reputation_pipeline.scoring.evaluate import evaluate
 
-    torch.set_num_threads(args.threads)
-    name, value, info = evaluate(args.task, args.texts, args.labels, args.model, quantize=args.int8)
+    if args.int8:  # the torch engine
+        from reputation_pipeline.scoring.models import require_torch
+
+        require_torch("--int8").set_num_threads(args.threads)
+    name, value, info = evaluate(args.task, args.texts, args.labels, args.model, quantize=args.int8,
+                                 threads=args.threads)
     print(f"task={args.task} model={args.model} int8={args.int8} n={info['n']} seconds={info['seconds']}")
     print(f"{name}={value:.3f}")
     return 0
@@ -63,7 +63,7 @@ def _eval(args: argparse.Namespace) -> int:
 def register_cli(subparsers) -> None:
     """Add ``models train`` and ``models eval`` to an argparse subparsers object.
     Each leaf parser sets ``func`` (call ``args.func(args)``; returns an exit code)."""
-    from reputation_pipeline.scoring.train import SEED
+    from reputation_pipeline.scoring.data import SEED
 
     models = subparsers.add_parser("models", help="train / evaluate the scoring models")
     sub = models.add_subparsers(dest="models_command", required=True)

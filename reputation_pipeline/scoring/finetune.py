@@ -30,10 +30,12 @@ from reputation_pipeline.scoring.adapters import DEFAULT_TARGETS, adapter_state,
 from reputation_pipeline.scoring.calibrate import bundle_version, calibrate, dev_split
 from reputation_pipeline.scoring.data import LABELS, TASKS, default_data_dir, load_aux_task, load_task, overlap_key
 from reputation_pipeline.scoring.encoder import BUILTIN_ENCODER, load_encoder, pool, resolve_model_ref
-from reputation_pipeline.scoring.heads import ADAPTER_FILE, BUNDLE_FORMAT, Head, save_bundle
+from reputation_pipeline.scoring.bundle import ADAPTER_FILE, BUNDLE_FORMAT
+from reputation_pipeline.scoring.heads import Head, save_bundle
 from reputation_pipeline.scoring.metrics import task_metric
 from reputation_pipeline.scoring.normalize import model_input
-from reputation_pipeline.scoring.train import SEED, _seed, _sha256  # one seeding / hashing for both trainers
+from reputation_pipeline.scoring.data import SEED
+from reputation_pipeline.scoring.train import _seed, _sha256  # one seeding / hashing for both trainers
 
 
 

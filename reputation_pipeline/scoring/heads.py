@@ -1,10 +1,6 @@
 """Classification heads over pooled encoder features (the small, committed part
-of the default models) and the bundle format they are stored in.
-
-Bundle folder: ``heads.safetensors`` (tensors ``<task>.<param>``) and
-``heads.json`` (format, model_version, encoder reference, features, per-task
-labels/architecture, training provenance and validation metrics).
-"""
+of the default models) in torch, saved and loaded in the bundle format
+(scoring/bundle.py)."""
 from __future__ import annotations
 
 import json
@@ -13,10 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-BUNDLE_FORMAT = "reputation-heads/1"
-HEADS_FILE = "heads.safetensors"
-META_FILE = "heads.json"
-ADAPTER_FILE = "adapter.safetensors"  # optional: encoder adapter (see adapters.py), named in meta["adapter"]
+from reputation_pipeline.scoring.bundle import ADAPTER_FILE, HEADS_FILE, META_FILE, read_meta
 
 
 class Head(nn.Module):
@@ -34,10 +27,6 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mu) / self.sigma)
-
-
-def is_heads_bundle(path: str | Path) -> bool:
-    return (Path(path) / META_FILE).is_file() and (Path(path) / HEADS_FILE).is_file()
 
 
 def save_bundle(folder: Path, heads: dict[str, Head], meta: dict, adapter: dict[str, torch.Tensor] | None = None) -> None:
@@ -62,9 +51,7 @@ def load_bundle(folder: str | Path) -> tuple[dict, dict[str, Head]]:
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    meta = json.loads((folder / META_FILE).read_text())
-    if meta.get("format") != BUNDLE_FORMAT:
-        raise ValueError(f"{folder}: not a {BUNDLE_FORMAT} bundle")
+    meta = read_meta(folder)
     tensors = load_file(str(folder / HEADS_FILE))
     heads: dict[str, Head] = {}
     for task, spec in meta["tasks"].items():

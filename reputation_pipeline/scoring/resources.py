@@ -45,7 +45,9 @@ def check_device_available(device: str) -> None:
     """A CUDA device must exist in this process; imports torch (call where scoring runs)."""
     if device_kind(device) == "cpu":
         return
-    import torch
+    from reputation_pipeline.scoring.models import require_torch
+
+    torch = require_torch(f"scoring device {device!r}")
 
     if not torch.cuda.is_available():
         raise RuntimeError(f"scoring device {device!r} requested (REPUTATION_SCORING_DEVICE) but torch "
@@ -64,7 +66,7 @@ class ScoringModelsResource(dg.ConfigurableResource):
     # JSON object: platform -> {analysis -> model reference}
     platform_models_json: str = "{}"
     quantize: bool = False  # int8 encoder: 1.05-1.3x, up to -0.8pt on val (docs/scoring.md)
-    num_threads: int = 2
+    num_threads: int = 2  # intra-op threads of the engine that scores
     # where the encoder runs; not part of the model version: the same weights score on any
     # device (scripts/check_scoring_device.py compares a GPU's scores with the CPU's)
     device: str = "cpu"
@@ -92,7 +94,7 @@ class ScoringModelsResource(dg.ConfigurableResource):
             per_platform=per_platform,
             options=InferenceOptions(quantize=self.quantize, max_batch=self.max_batch or batch,
                                      token_budget=self.token_budget or budget, max_length=self.max_length,
-                                     device=device),
+                                     device=device, threads=max(0, self.num_threads)),
             language=LanguageOptions(detect=self.detect_language, min_confidence=self.language_min_confidence),
         )
 
@@ -101,11 +103,11 @@ class ScoringModelsResource(dg.ConfigurableResource):
         return config_version(self.build_model_config())
 
     def get_scorer(self) -> Scorer:
-        import torch  # here, not at import: only a scoring step needs it
-
         config = self.build_model_config()
         check_device_available(config.options.device)
-        if self.num_threads > 0:
+        if self.num_threads > 0 and (config.options.device != "cpu" or config.options.quantize):
+            import torch  # the torch engine (scoring/models.py TorchHeads); the CPU engine takes options.threads
+
             torch.set_num_threads(self.num_threads)
         return get_scorer(config)
 

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reputation_pipeline.scoring.data import LABELS, TASKS, default_data_dir, load_task
+from reputation_pipeline.scoring.data import LABELS, SEED, TASKS, default_data_dir, load_task
 from reputation_pipeline.scoring.encoder import BUILTIN_ENCODER, resolve_model_ref
 from reputation_pipeline.scoring.calibrate import bundle_version, dev_split
-from reputation_pipeline.scoring.heads import BUNDLE_FORMAT, Head, save_bundle
+from reputation_pipeline.scoring.bundle import BUNDLE_FORMAT
+from reputation_pipeline.scoring.heads import Head, save_bundle
 from reputation_pipeline.scoring.metrics import task_metric
 from reputation_pipeline.scoring.train_features import ALL_FEATURES, cached_features
 
 DEFAULT_FEATURES = ("mean:2", "mean:3", "mean:4", "mean:5", "mean:6", "cls:6")
-SEED = 13
 
 
 def _seed(seed: int) -> None:
