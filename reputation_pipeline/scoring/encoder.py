@@ -8,6 +8,7 @@ Features are named ``mean:<layer>`` (masked mean of hidden state ``layer``,
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Sequence
 
@@ -49,6 +50,10 @@ def local_only(ref: str) -> bool:
 
 def load_tokenizer(ref: str):
     """An encoder's tokenizer via AutoTokenizer (no torch needed)."""
+    if importlib.util.find_spec("torch") is None:
+        # the CPU install leaves torch out on purpose: transformers' import-time advice that
+        # "models won't be available" would read as an error in every scoring run's log
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     from transformers import AutoTokenizer
 
     path = resolve_model_ref(ref)
