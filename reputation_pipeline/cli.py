@@ -30,9 +30,6 @@ def _cmd_ingest(args) -> int:
     from reputation_pipeline.lake.store import open_lake
     from reputation_pipeline.resources import lake_uri_from_env, platform_selection
 
-    if not args.until_drained:
-        print("ingest: only --until-drained is supported headless; the Dagster sensor drains continuously", file=sys.stderr)
-        return 2
     store = open_lake(lake_uri_from_env())
     summary = drain_until_idle(KafkaSettings.from_env(), store, platform_selection(),
                                policy=PlanningPolicy(max_records=args.max_records))
