@@ -10,12 +10,13 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from reputation_pipeline.lake.store import LakeStore, open_lake
+from reputation_pipeline import settings
 
-DEFAULT_LAKE = "./lake"
+DEFAULT_LAKE = settings.LAKE.default
 
 
 def lake_uri_from_env() -> str:
-    return os.environ.get("REPUTATION_LAKE") or DEFAULT_LAKE
+    return settings.LAKE.get()
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -41,8 +42,8 @@ def _s3_from_env() -> S3Resource:
 
 
 def default_lake_resource() -> LakeResource:
-    if os.environ.get("REPUTATION_LAKE"):
-        return LakeResource(uri=dg.EnvVar("REPUTATION_LAKE"))
+    if settings.LAKE.is_set():
+        return LakeResource(uri=settings.LAKE.env_var())
     return LakeResource(uri=DEFAULT_LAKE)
 
 
@@ -52,7 +53,7 @@ PLATFORM_NAME = re.compile(r"[a-z0-9_]{1,32}")  # a platform becomes a lake path
 def platform_selection() -> frozenset[str] | None:
     """The platforms ``REPUTATION_PLATFORMS`` (comma-separated) narrows ingest to, or None
     when it is unset: then every ``social.posts.<name>`` topic with a valid name is drained."""
-    raw = os.environ.get("REPUTATION_PLATFORMS", "").strip()
+    raw = settings.PLATFORMS.get()
     if not raw:
         return None
     names = [p.strip() for p in raw.split(",") if p.strip()]

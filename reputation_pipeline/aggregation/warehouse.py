@@ -27,6 +27,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from reputation_pipeline import settings
+
 DUCKDB_POOL = "duckdb"
 WAREHOUSE_FILE = "reputation.duckdb"
 
@@ -48,7 +50,7 @@ def httpfs_extension_directory() -> str | None:
 def default_duckdb_path(lake_uri: str) -> str:
     """REPUTATION_DUCKDB_PATH, else <lake>/warehouse/reputation.duckdb for a local
     lake, else ./warehouse/reputation.duckdb (a DuckDB file cannot live on S3)."""
-    explicit = os.environ.get("REPUTATION_DUCKDB_PATH")
+    explicit = settings.DUCKDB_PATH.get()
     if explicit:
         return str(Path(explicit).resolve())
     if lake_uri.startswith("s3://"):
@@ -144,7 +146,7 @@ class WarehouseResource(dg.ConfigurableResource):
         return path
 
     def ext_dir(self) -> str | None:
-        return self.extension_directory or os.environ.get("REPUTATION_DUCKDB_EXTENSION_DIR") or httpfs_extension_directory()
+        return self.extension_directory or settings.DUCKDB_EXTENSION_DIR.get() or httpfs_extension_directory()
 
     def dbt_vars(self, lake_uri: str, start: datetime | None = None, end: datetime | None = None) -> dict:
         """The --vars of a dbt invocation: the lake, the warehouse file, the offline
@@ -181,5 +183,5 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 def warehouse_resource_from_env() -> WarehouseResource:
-    fields = {"duckdb_path": "REPUTATION_DUCKDB_PATH", "extension_directory": "REPUTATION_DUCKDB_EXTENSION_DIR"}
+    fields = {"duckdb_path": settings.DUCKDB_PATH.name, "extension_directory": settings.DUCKDB_EXTENSION_DIR.name}
     return WarehouseResource(**{f: dg.EnvVar(v) for f, v in fields.items() if os.environ.get(v)})

@@ -1,7 +1,6 @@
 """``brand_alerts``: evaluate the alert candidates of the partition's windows and
 publish to Kafka ``reputation.alerts`` through the outbox (see evaluate.py)."""
 
-import os
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -12,6 +11,7 @@ from reputation_pipeline.alerts.publisher import AlertPublisherResource
 from reputation_pipeline.alerts.store import AlertStore
 from reputation_pipeline.partitions import hourly_partitions
 from reputation_pipeline.resources import LakeResource
+from reputation_pipeline import settings
 
 
 PUBLISH_HISTORY_TAG = "reputation/publish_history"
@@ -23,7 +23,7 @@ def alerting_horizon(run_tags: dict, now: datetime | None = None) -> datetime | 
     ``REPUTATION_ALERT_HORIZON_HOURS`` (default 6) sets how far back is still news."""
     if str(run_tags.get(PUBLISH_HISTORY_TAG, "")).lower() == "true":
         return None
-    hours = float(os.environ.get("REPUTATION_ALERT_HORIZON_HOURS", "6"))
+    hours = settings.ALERT_HORIZON_HOURS.get()
     return (now or datetime.now(timezone.utc)) - timedelta(hours=hours)
 
 

@@ -7,6 +7,7 @@ import time
 import uuid
 
 from reputation_pipeline.alerts.publisher import ALERTS_TOPIC, decode_alert
+from reputation_pipeline import settings
 
 
 def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, idle_timeout: float | None = None,
@@ -86,11 +87,10 @@ def _position(consumer, topic: str, partition: int) -> int:
 
 
 def _cmd_alerts_tail(args) -> int:
-    import os
 
     from reputation_pipeline.ingest.kafka_client import KafkaSettings
 
-    topic = os.environ.get("REPUTATION_ALERTS_TOPIC") or ALERTS_TOPIC
+    topic = settings.ALERTS_TOPIC.get()
     try:
         tail(KafkaSettings.from_env(), topic, from_beginning=args.from_beginning, idle_timeout=args.idle_timeout,
              as_json=args.json, to_end=args.to_end)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from reputation_pipeline.ingest.kafka_client import KAFKA_ENV_FIELDS, KafkaResource, bind_env
+from reputation_pipeline import settings
 
-ALERTS_TOPIC = "reputation.alerts"
+ALERTS_TOPIC = settings.ALERTS_TOPIC.default
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class AlertPublisherResource(KafkaResource):
 
 
 def alert_publisher_from_env() -> AlertPublisherResource:
-    return bind_env(AlertPublisherResource, {**KAFKA_ENV_FIELDS, "topic": "REPUTATION_ALERTS_TOPIC"})
+    return bind_env(AlertPublisherResource, {**KAFKA_ENV_FIELDS, "topic": settings.ALERTS_TOPIC.name})
 
 
 def decode_alert(value: bytes | None) -> dict | None:

@@ -33,6 +33,7 @@ from reputation_pipeline.lake.layout import drain_file_key, drain_quarantine_key
 from reputation_pipeline.lake.schemas import QUARANTINE
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.partitions import hour_partition_key
+from reputation_pipeline import settings
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,7 @@ class DrainSettings:
 
     @classmethod
     def from_env(cls) -> "DrainSettings":
-        raw = os.environ.get("REPUTATION_INGEST_PART_BYTES", "").strip()
-        if not raw:
-            return cls()
-        value = int(raw)
-        if value < 1024:
-            raise ValueError(f"REPUTATION_INGEST_PART_BYTES must be at least 1024, got {value}")
-        return cls(part_bytes=value)
+        return cls(part_bytes=settings.INGEST_PART_BYTES.get())
 
 
 def raw_file_key(platform: str, dt: str, hour: str, plan: Plan, part: int = 0) -> str:

@@ -5,7 +5,6 @@ timeout). Its cursor is only a hint that shortens listings; the plan log in
 the lake is the source of truth, so a lost cursor re-derives the same state."""
 
 import json
-import os
 import time
 
 import dagster as dg
@@ -17,16 +16,16 @@ from reputation_pipeline.ingest.planner import PlanningPolicy
 from reputation_pipeline.ingest.plans import PlanLog
 from reputation_pipeline.ingest.tick import Batch, plan_tick, skipped_summary
 from reputation_pipeline.resources import LakeResource, platform_selection
+from reputation_pipeline import settings
 
 RETRY_AFTER_S = 300.0  # a plan still uncommitted this long after planning is re-requested
 
 
 def policy_from_env() -> PlanningPolicy:
-    env = os.environ.get
     return PlanningPolicy(
-        max_records=int(env("REPUTATION_INGEST_MAX_RECORDS", "50000")),
-        min_records=int(env("REPUTATION_INGEST_MIN_RECORDS", "5000")),
-        max_delay_s=float(env("REPUTATION_INGEST_MAX_DELAY_S", "5")),
+        max_records=settings.INGEST_MAX_RECORDS.get(),
+        min_records=settings.INGEST_MIN_RECORDS.get(),
+        max_delay_s=settings.INGEST_MAX_DELAY_S.get(),
     )
 
 

@@ -148,7 +148,6 @@ def _demo(view: _View, started: float, calm_posts: int, crisis_posts: int) -> in
     from rich.text import Text
 
     from reputation_pipeline.alerts.render import alert_line, plain
-    from reputation_pipeline.alerts.publisher import ALERTS_TOPIC
     from reputation_pipeline.ingest.kafka_client import KafkaSettings
     from reputation_pipeline.ingest.produce import ensure_topic, produce
     from reputation_pipeline.pipeline.driver import run_until_idle
@@ -158,14 +157,14 @@ def _demo(view: _View, started: float, calm_posts: int, crisis_posts: int) -> in
 
     settings = KafkaSettings.from_env()
     instance = get_instance()
-    view.say(f"Dagster instance: {os.environ['DAGSTER_HOME']}; lake: {os.environ.get('REPUTATION_LAKE', './lake')}")
+    view.say(f"Dagster instance: {os.environ['DAGSTER_HOME']}; lake: {settings.LAKE.get()}")
     view.say("loading the pipeline definitions (dbt manifest, models) ...")
     from reputation_pipeline.definitions import defs
 
     # show alerts as they arrive, from one consumer on the topic for the whole demo (the
     # topic exists first, so the consumer starts at its end before the first alert)
     seen: list[dict] = []
-    topic = os.environ.get("REPUTATION_ALERTS_TOPIC") or ALERTS_TOPIC
+    topic = settings.ALERTS_TOPIC.get()
     ensure_topic(settings, topic, 3)
 
     class Printer(io.TextIOBase):

@@ -10,7 +10,6 @@ what a person watches for: the alerts as they arrive and, when it changes, how m
 are queued and in flight."""
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -18,6 +17,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from reputation_pipeline import settings
 
 STATUS_EVERY_S = 5.0
 
@@ -30,7 +31,6 @@ def dagster_cmd(port: int, host: str) -> list[str]:
 
 def _follow_alerts(console, stop: threading.Event) -> None:
     from reputation_pipeline.alerts.cli import tail
-    from reputation_pipeline.alerts.publisher import ALERTS_TOPIC
     from reputation_pipeline.alerts.render import alert_line
     from reputation_pipeline.ingest.kafka_client import KafkaSettings
 
@@ -46,7 +46,7 @@ def _follow_alerts(console, stop: threading.Event) -> None:
         def flush(self) -> None:
             pass
 
-    topic = os.environ.get("REPUTATION_ALERTS_TOPIC") or ALERTS_TOPIC
+    topic = settings.ALERTS_TOPIC.get()
     while not stop.is_set():
         try:
             tail(KafkaSettings.from_env(), topic, as_json=True, out=Out(), idle_timeout=None, stop=stop)
@@ -88,7 +88,7 @@ def run_dev(port: int = 3000, host: str = "127.0.0.1", verbose: bool = False) ->
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # paths and settings are printed as they are, never read as rich markup
     console.print(f"Dagster UI: http://{host}:{port}   instance: {home}   "
-                  f"lake: {os.environ.get('REPUTATION_LAKE', './lake')}", markup=False)
+                  f"lake: {settings.LAKE.get()}", markup=False)
     if out is not None:
         console.print(f"webserver, daemon, run and dbt logs: {log_path} (--verbose shows them here)", markup=False)
     stop = threading.Event()

@@ -35,6 +35,7 @@ from reputation_pipeline.pipeline.instance import headless_instance
 from reputation_pipeline.pipeline.live import (CATCHUP_JOB, LANE_TAG, RANGE_END, RANGE_START, catchup_due_now,
                                                contiguous_ranges, split_by_horizon)
 from reputation_pipeline.resources import LakeResource
+from reputation_pipeline import settings
 
 __all__ = ["RANGE_END", "RANGE_START", "Driver", "TickReport", "aggregate", "contiguous_ranges", "run_until_idle",
            "split_by_horizon"]
@@ -103,7 +104,7 @@ class Driver:
                  console_log_level: str | None = None):
         # Headless, the tick is the batching: it plans every backlog at once instead of waiting
         # for a minimum batch size (REPUTATION_INGEST_MIN_RECORDS set explicitly wins).
-        os.environ.setdefault("REPUTATION_INGEST_MIN_RECORDS", "1")
+        os.environ.setdefault(settings.INGEST_MIN_RECORDS.name, "1")
         self.defs, self.log = defs, log
         # what the runs' console logger prints here (e.g. WARNING for the demo); every event is
         # in the instance's event log whatever this says

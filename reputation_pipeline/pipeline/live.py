@@ -24,7 +24,6 @@ the lanes' run statuses; the sensor only gathers those from the instance."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -32,13 +31,13 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from reputation_pipeline.partitions import hourly_partitions
+from reputation_pipeline import settings
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 LANE_TAG = "reputation/lane"
 BATCH_TAG = "reputation/live_batch"
 KEY_FORMAT = "%Y-%m-%d-%H:%M"
-CATCHUP_INTERVAL_ENV = "REPUTATION_CATCHUP_INTERVAL_S"
 # a requested run that has not shown up in the instance after this long was never created
 UNSEEN_RUN_GRACE_S = 120.0
 # a failed run marked for retry whose retry has not shown up this long after it ended never gets
@@ -96,7 +95,7 @@ def split_by_horizon(partitions, horizon: datetime | None) -> tuple[set[str], se
 
 
 def catchup_interval_s() -> float:
-    return float(os.environ.get(CATCHUP_INTERVAL_ENV) or 300)
+    return settings.CATCHUP_INTERVAL_S.get()
 
 
 def plan_tick(state: dict, new_hours: set[str], lane_status: dict[str, str], *, now: float,

@@ -2,12 +2,12 @@
 sentiment val) and SemEval-2017 task 4A (sentiment training data)."""
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from reputation_pipeline.scoring.normalize import normalize_text
+from reputation_pipeline import settings
 
 SEED = 13  # the training seed of the committed default models (models train --seed)
 
@@ -22,9 +22,9 @@ _SEMEVAL_LABEL = {"negative": 0, "neutral": 1, "positive": 2}
 
 
 def default_data_dir() -> Path:
-    env = os.environ.get("REPUTATION_SCORING_DATA")
-    if env:
-        return Path(env)
+    explicit = settings.SCORING_DATA.get()
+    if explicit:
+        return Path(explicit)
     # <repo>/../shared/data, as laid out in the workspace
     here = Path(__file__).resolve()
     for parent in here.parents:

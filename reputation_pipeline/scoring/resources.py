@@ -15,7 +15,6 @@ the environment so deployments differ by configuration, not code:
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import dagster as dg
@@ -24,6 +23,7 @@ from reputation_pipeline.scoring.language import DEFAULT_MIN_CONFIDENCE
 from reputation_pipeline.scoring.models import (
     DEFAULT_REF, InferenceOptions, LanguageOptions, ModelConfig, Scorer, config_version, get_scorer,
 )
+from reputation_pipeline import settings
 
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 # Batch sizing per device kind when the resource leaves it unset. CPU: 64 rows and
@@ -112,21 +112,16 @@ class ScoringModelsResource(dg.ConfigurableResource):
         return get_scorer(config)
 
 
-def _flag(value: str | None, default: bool) -> bool:
-    return default if value is None or value == "" else value.strip().lower() not in ("0", "false", "no", "off")
-
-
 def default_scoring_resource() -> ScoringModelsResource:
-    env = os.environ.get
     return ScoringModelsResource(
-        sentiment_model=env("REPUTATION_SENTIMENT_MODEL") or DEFAULT_REF,
-        offensive_model=env("REPUTATION_OFFENSIVE_MODEL") or DEFAULT_REF,
-        hate_model=env("REPUTATION_HATE_MODEL") or DEFAULT_REF,
-        platform_models_json=env("REPUTATION_PLATFORM_MODELS") or "{}",
-        quantize=(env("REPUTATION_SCORING_QUANTIZE") or "0") not in ("0", "false", "no"),
-        num_threads=int(env("REPUTATION_SCORING_THREADS") or 2),
+        sentiment_model=settings.SENTIMENT_MODEL.get(),
+        offensive_model=settings.OFFENSIVE_MODEL.get(),
+        hate_model=settings.HATE_MODEL.get(),
+        platform_models_json=settings.PLATFORM_MODELS.raw() or "{}",
+        quantize=settings.SCORING_QUANTIZE.get(),
+        num_threads=settings.SCORING_THREADS.get(),
         # resolved when a run starts (dg.EnvVar), validated where the models load
-        device=dg.EnvVar("REPUTATION_SCORING_DEVICE") if env("REPUTATION_SCORING_DEVICE") else "cpu",
-        detect_language=_flag(env("REPUTATION_DETECT_LANGUAGE"), True),
-        language_min_confidence=float(env("REPUTATION_LANGUAGE_MIN_CONFIDENCE") or DEFAULT_MIN_CONFIDENCE),
+        device=settings.SCORING_DEVICE.env_var() if settings.SCORING_DEVICE.is_set() else settings.SCORING_DEVICE.default,
+        detect_language=settings.DETECT_LANGUAGE.get(),
+        language_min_confidence=settings.LANGUAGE_MIN_CONFIDENCE.get(),
     )

@@ -22,9 +22,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from reputation_pipeline import settings
+
 HERE = Path(__file__).resolve().parent
 KAFKA_VERSION = "4.1.1"
-DEFAULT_BUCKET = "reputation-lake"
+DEFAULT_BUCKET = settings.S3_BUCKET.default
 # Static credentials for the local moto endpoint only; real deployments use
 # their own AWS credentials from the environment.
 LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -44,14 +46,13 @@ class StackConfig:
 
     @classmethod
     def from_env(cls) -> "StackConfig":
-        root = Path(os.environ.get("REPUTATION_STACK_DIR") or ".stack").resolve()
-        kafka_port = int(os.environ.get("REPUTATION_KAFKA_PORT", "29092"))
+        kafka_port = settings.KAFKA_PORT.get()
         return cls(
-            root=root,
+            root=Path(settings.STACK_DIR.get()).resolve(),
             kafka_port=kafka_port,
-            controller_port=int(os.environ.get("REPUTATION_KAFKA_CONTROLLER_PORT", str(kafka_port + 1))),
-            s3_port=int(os.environ.get("REPUTATION_S3_PORT", "29000")),
-            bucket=os.environ.get("REPUTATION_S3_BUCKET", DEFAULT_BUCKET),
+            controller_port=settings.KAFKA_CONTROLLER_PORT.get() or kafka_port + 1,
+            s3_port=settings.S3_PORT.get(),
+            bucket=settings.S3_BUCKET.get(),
         )
 
     @property
@@ -165,7 +166,7 @@ def _stop(cfg: StackConfig, name: str, timeout: float = 30.0) -> bool:
 
 def kafka_libs() -> Path:
     """The broker's jars, resolved from Maven Central once and cached."""
-    cache = Path(os.environ.get("REPUTATION_KAFKA_LIBS") or Path.home() / ".cache" / "reputation_pipeline" / f"kafka-{KAFKA_VERSION}")
+    cache = Path(settings.KAFKA_LIBS.get() or Path.home() / ".cache" / "reputation_pipeline" / f"kafka-{KAFKA_VERSION}")
     done = cache / ".complete"
     if done.exists():
         return cache
@@ -245,7 +246,7 @@ def start_kafka(cfg: StackConfig, wait: float = 90.0) -> None:
         )
         if fmt.returncode != 0:
             raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
-    heap = os.environ.get("REPUTATION_KAFKA_HEAP", "768m")
+    heap = settings.KAFKA_HEAP.get()
     _spawn(cfg, "kafka", [
         java, "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
         f"-Dkafka.logs.dir={kdir}", f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}",
