@@ -35,7 +35,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from reputation_pipeline.aggregation import dbt_resource
-    from reputation_pipeline.aggregation.dbt import reputation_dbt_assets
+    from reputation_pipeline.aggregation.assets import reputation_dbt_assets
     from reputation_pipeline.aggregation.sample_lake import SampleLakeSpec, write_sample_lake
     from reputation_pipeline.aggregation.warehouse import WarehouseResource
     from reputation_pipeline.lake.store import open_lake

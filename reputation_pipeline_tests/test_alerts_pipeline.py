@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from reputation_pipeline.aggregation import dbt_resource
-from reputation_pipeline.aggregation.dbt import reputation_dbt_assets
+from reputation_pipeline.aggregation.assets import reputation_dbt_assets
 from reputation_pipeline.aggregation.publish import published_marts
 from reputation_pipeline.aggregation.sample_lake import SampleLakeSpec, write_sample_lake
 from reputation_pipeline.aggregation.warehouse import WarehouseResource

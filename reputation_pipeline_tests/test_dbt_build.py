@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from reputation_pipeline.aggregation import dbt_inprocess, dbt_resource
-from reputation_pipeline.aggregation.dbt import reputation_dbt_assets
+from reputation_pipeline.aggregation.assets import reputation_dbt_assets
 from reputation_pipeline.aggregation.sample_lake import SCORES, SampleLakeSpec, sample_raw_key, write_sample_lake
 from reputation_pipeline.aggregation.warehouse import WarehouseResource
 from reputation_pipeline.alerts.evaluate import deliver, evaluate

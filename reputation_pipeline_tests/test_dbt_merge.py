@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from reputation_pipeline.aggregation import dbt_inprocess, dbt_resource
-from reputation_pipeline.aggregation.dbt import reputation_dbt_assets
-from reputation_pipeline.aggregation.merge import (ENABLE_ENV, MAX_MERGE_FILES, RETENTION_ENV, WINDOW_TABLES,
-                                                   plan_merge, record_merge, window_files, window_hours)
+from reputation_pipeline.aggregation.assets import reputation_dbt_assets
+from reputation_pipeline.aggregation.merge import (ENABLE_ENV, MAX_MERGE_FILES, RETENTION_ENV, plan_merge, record_merge,
+                                                   window_files, window_hours)
+from reputation_pipeline.aggregation.project import window_models
 from reputation_pipeline.aggregation.sample_lake import (PLATFORMS, SCORES, SampleLakeSpec, sample_raw_key,
                                                          write_committed_raw, write_sample_lake)
 from reputation_pipeline.aggregation.warehouse import WarehouseResource
@@ -133,7 +134,7 @@ def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):
     write_sample_lake(store, SPEC, only_batches=[0])
     conn = duckdb.connect(db)
     conn.execute("set TimeZone = 'UTC'")
-    for schema, name in WINDOW_TABLES:  # as if dbt had built them
+    for schema, name in (m.relation for m in window_models().tables):  # as if dbt had built them
         conn.execute(f"create schema if not exists {schema}")
         conn.execute(f"create table {schema}.{name} (dt date, hour integer)")
     conn.execute("insert into staging.base_raw_posts values ('2026-11-20', 0)")
@@ -177,3 +178,19 @@ def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):
     conn.execute("drop table marts.fct_posts")
     assert plan_merge(conn, store, T0, end, "fp1", now=now).reason == "first build of the window's tables"
     conn.close()
+
+
+def test_the_window_models_are_the_models_tagged_window(tmp_path):
+    """The merge's tables and the dbt assets' window checks come from the manifest
+    (aggregation/project.py ``window_models``): the models dbt selects with tag:window, by role."""
+    found = window_models()
+    resources = {"dbt": dbt_resource(), "warehouse": WarehouseResource(duckdb_path=str(tmp_path / "wh.duckdb")),
+                 "lake": LakeResource(uri=str(tmp_path / "lake"))}
+    graph = dg.Definitions(assets=[reputation_dbt_assets], resources=resources).resolve_asset_graph()
+    assert {dg.AssetKey(m.name) for m in found.models} == WINDOW_MODELS.resolve(graph)
+    assert set(found.base_tables) <= set(found.tables) <= set(found.models)
+    assert all(m.node["config"]["materialized"] == "incremental" for m in found.tables)
+    assert all(m.node["config"]["materialized"] == "view" for m in set(found.models) - set(found.tables))
+    assert found.base_tables and all(d.startswith("source.") for m in found.base_tables
+                                     for d in m.node["depends_on"]["nodes"])
+    assert found.base_readers and not set(found.base_readers) & set(found.base_tables)

@@ -6,7 +6,8 @@ from pathlib import Path
 import dagster as dg
 
 from reputation_pipeline.aggregation import dbt_inprocess, dbt_resource
-from reputation_pipeline.aggregation.dbt import DBT_PROJECT_DIR, reputation_dbt_assets, state_target_path
+from reputation_pipeline.aggregation.assets import reputation_dbt_assets
+from reputation_pipeline.aggregation.project import DBT_PROJECT_DIR, state_target_path
 from reputation_pipeline.aggregation.warehouse import WarehouseResource
 from reputation_pipeline.pipeline.driver import Driver
 from reputation_pipeline.resources import LakeResource

@@ -55,7 +55,7 @@ def test_live_jobs_split_the_alert_path_without_dbt_tests():
 def test_reference_fingerprint_follows_seeds_and_brands_override(tmp_path, monkeypatch):
     import shutil
 
-    from reputation_pipeline.aggregation.dbt import DBT_PROJECT_DIR
+    from reputation_pipeline.aggregation.project import DBT_PROJECT_DIR
     from reputation_pipeline.aggregation.reference import reference_fingerprint
 
     project = tmp_path / "dbt"
@@ -91,7 +91,7 @@ def test_dbt_resource_hooks_exist():
     upgrade renames them."""
     from dagster_dbt import DbtCliResource
 
-    from reputation_pipeline.aggregation.dbt import ReputationDbtCliResource, dbt_resource
+    from reputation_pipeline.aggregation.cli_resource import ReputationDbtCliResource, dbt_resource
 
     assert hasattr(DbtCliResource, "_cli_version") and hasattr(DbtCliResource, "_initialize_dbt_core_adapter")
     res = dbt_resource()
@@ -103,7 +103,8 @@ def test_dbt_window_reaches_dbt_through_the_environment_only_for_the_invocation(
     import os
     from datetime import datetime, timezone
 
-    from reputation_pipeline.aggregation.dbt import WINDOW_ENV, state_target_path, window_env
+    from reputation_pipeline.aggregation.dbt_env import WINDOW_ENV, window_env
+    from reputation_pipeline.aggregation.project import state_target_path
 
     start, end = datetime(2026, 11, 26, 6, tzinfo=timezone.utc), datetime(2026, 11, 26, 8, tzinfo=timezone.utc)
     before = {k: os.environ.get(k) for k in WINDOW_ENV.values()}

@@ -29,6 +29,8 @@ from typing import Any
 
 import dagster as dg
 
+from reputation_pipeline.aggregation.reference import reference_fingerprint
+
 _LOCK = threading.Lock()  # one dbt invocation at a time in this process
 # (project fingerprint, args) -> (dbt Manifest, the environment variables its parse read)
 _MANIFESTS: dict[tuple, tuple[Any, dict[str, str]]] = {}
@@ -41,7 +43,7 @@ def parse_ahead(executable: str, shared: Sequence[str], target_path: Path) -> bo
     """Start ``dbt parse`` with these flags in a subprocess, unless the target folder has a
     partial parse already: the first in-process parse then reads it (about 2 s on a 2-core
     machine) instead of parsing the whole project (about 6.6 s). A fresh warehouse has a
-    fresh target folder (``state_target_path``), so its first build would parse in full on
+    fresh target folder (project.py ``state_target_path``), so its first build would parse in full on
     the alert path; started with the headless driver, the subprocess parses on the other
     core while the scoring models load, at the lowest CPU priority. ``parsed_manifest`` waits
     for it."""
@@ -76,12 +78,6 @@ def finish_parse_ahead(shared: Sequence[str] | None = None, timeout_s: float = A
             proc.wait()
 
 
-def _project_fingerprint(project_dir: Path) -> str:
-    from reputation_pipeline.aggregation.reference import reference_fingerprint  # imports this package
-
-    return reference_fingerprint(project_dir)
-
-
 def _env_changed(parse_env: Mapping[str, str]) -> bool:
     """Whether an environment variable read while parsing (dbt records each one, or a
     placeholder when it was unset and the default applied) differs now."""
@@ -101,7 +97,7 @@ def parsed_manifest(common_args: Sequence[str], project_dir: Path) -> Any:
     Call with ``_LOCK`` held."""
     from dbt.cli.main import dbtRunner
 
-    key = (_project_fingerprint(project_dir), tuple(common_args))
+    key = (reference_fingerprint(project_dir), tuple(common_args))
     kept = _MANIFESTS.get(key)
     if kept is not None and not _env_changed(kept[1]):
         return kept[0]

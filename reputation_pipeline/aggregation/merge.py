@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 
 import duckdb
 
+from reputation_pipeline.aggregation.project import window_models
 from reputation_pipeline.lake.layout import CommittedFiles
 from reputation_pipeline.lake.store import LakeStore
 
@@ -50,10 +51,8 @@ STATE_DDL = (
     "create table if not exists meta.lake_files_merged (path varchar primary key, window_start timestamptz not null)",
     f"create table if not exists {RAW_FILES_TABLE} (path varchar primary key)",
 )
-# the dbt models a merge updates (tag `window`, incremental): schema, name
-WINDOW_TABLES = (("staging", "base_raw_posts"), ("staging", "base_post_scores"), ("marts", "fct_posts"),
-                 ("marts", "fct_brand_mentions"), ("marts", "fct_brand_risk_window"))
-BASE_TABLES = WINDOW_TABLES[:2]
+# The tables a merge updates (the persisted models tagged `window`) and the base tables among
+# them come from the dbt manifest: aggregation/project.py window_models.
 # base_* keep the raw and score rows of the recent windows only: a merge needs them, an older
 # window (a late post, a backfill) is rebuilt in full from the lake.
 RETENTION_ENV = "REPUTATION_MERGE_RETENTION_HOURS"
@@ -125,10 +124,11 @@ def _ensure_state(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def _tables_exist(conn: duckdb.DuckDBPyConnection) -> bool:
+    tables = [m.relation for m in window_models().tables]
     found = conn.execute("select count(*) from information_schema.tables where (table_schema, table_name) "
                          "in (select unnest(?), unnest(?))",
-                         [[t[0] for t in WINDOW_TABLES], [t[1] for t in WINDOW_TABLES]]).fetchone()[0]
-    return found == len(WINDOW_TABLES)
+                         [[t[0] for t in tables], [t[1] for t in tables]]).fetchone()[0]
+    return found == len(tables)
 
 
 def plan_merge(conn: duckdb.DuckDBPyConnection, store: LakeStore, start: datetime, end: datetime,
@@ -217,7 +217,8 @@ def record_merge(conn: duckdb.DuckDBPyConnection, plan: MergePlan, fingerprint: 
 def _prune(conn: duckdb.DuckDBPyConnection, cutoff: datetime) -> None:
     conn.execute("delete from meta.window_builds where window_start < ?", [cutoff])
     conn.execute("delete from meta.lake_files_merged where window_start < ?", [cutoff])
-    for schema, name in BASE_TABLES:  # the same hour arithmetic as macros/lake.sql partition_filter
+    for schema, name in (m.relation for m in window_models().base_tables):
+        # the same hour arithmetic as macros/lake.sql partition_filter
         conn.execute(f"delete from {schema}.{name} where dt + to_hours(hour) < ?::timestamptz::timestamp",
                      [cutoff])
 

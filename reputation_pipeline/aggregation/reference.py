@@ -12,7 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from reputation_pipeline.aggregation.dbt import DBT_PROJECT_DIR
+from reputation_pipeline.aggregation.project import DBT_PROJECT_DIR
 
 # what the non-window nodes are built from: the project's files and the brands override
 PROJECT_PARTS = ("dbt_project.yml", "profiles.yml", "models", "seeds", "macros")
