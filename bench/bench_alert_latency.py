@@ -261,13 +261,13 @@ BASELINES = {
 def measure(args, variant: str | None) -> dict:
     """One stream with a crisis through the headless driver (the defaults, or a baseline
     variant); the latency figures."""
-    from reputation_pipeline.aggregation.merge import ENABLE_ENV
+    from reputation_pipeline import settings
 
     dbt_subprocess = variant == "dbt-subprocess"
     if variant == "window-rebuild":
-        os.environ[ENABLE_ENV] = "0"
+        os.environ[settings.DBT_MERGE_NEW_FILES.name] = "0"
     else:
-        os.environ.pop(ENABLE_ENV, None)
+        os.environ.pop(settings.DBT_MERGE_NEW_FILES.name, None)
     platform = f"lat{uuid.uuid4().hex[:8]}"
     work = tempfile.mkdtemp(prefix="bench-latency-")
     os.environ.update({"REPUTATION_PLATFORMS": platform, "DAGSTER_HOME": os.path.join(work, "dagster")})

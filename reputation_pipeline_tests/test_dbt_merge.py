@@ -12,7 +12,7 @@ import pytest
 
 from reputation_pipeline.aggregation import dbt_inprocess, dbt_resource
 from reputation_pipeline.aggregation.assets import reputation_dbt_assets
-from reputation_pipeline.aggregation.merge import (ENABLE_ENV, MAX_MERGE_FILES, RETENTION_ENV, plan_merge, record_merge,
+from reputation_pipeline.aggregation.merge import (MAX_MERGE_FILES, plan_merge, record_merge,
                                                    window_files, window_hours)
 from reputation_pipeline.aggregation.project import window_models
 from reputation_pipeline.aggregation.sample_lake import (PLATFORMS, SCORES, SampleLakeSpec, sample_raw_key,
@@ -21,6 +21,7 @@ from reputation_pipeline.aggregation.warehouse import WarehouseResource
 from reputation_pipeline.lake.store import open_lake
 from reputation_pipeline.pipeline.jobs import WINDOW_MODELS
 from reputation_pipeline.resources import LakeResource
+from reputation_pipeline import settings
 
 T0 = datetime(2026, 11, 20, 0, tzinfo=timezone.utc)
 HOUR = "raw/posts/platform=twitter/dt=2026-11-20/hour=00"
@@ -59,7 +60,7 @@ def rows(db: str, table: str) -> list[tuple]:
 
 
 def test_merged_micro_batches_match_a_full_rebuild(tmp_path, monkeypatch):
-    monkeypatch.setenv(RETENTION_ENV, str(24 * 365 * 10))  # T0 is in the past: keep its window mergeable
+    monkeypatch.setenv(settings.MERGE_RETENTION_HOURS.name, str(24 * 365 * 10))  # T0 is in the past: keep its window mergeable
     lake, merged_db, full_db = str(tmp_path / "lake"), str(tmp_path / "merged.duckdb"), str(tmp_path / "full.duckdb")
     store = open_lake(lake)
     instance = dg.DagsterInstance.ephemeral()
@@ -151,9 +152,9 @@ def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):
     assert plan.merge and plan.new_files == 7
     assert all(k.endswith(("-000001.parquet", "/sample-1.parquet")) for keys in plan.new.values() for k in keys)
     assert plan_merge(conn, store, T0, end, "fp1", allow=False, now=now).reason == "not requested"
-    monkeypatch.setenv(ENABLE_ENV, "0")  # the operator's switch
-    assert plan_merge(conn, store, T0, end, "fp1", now=now).reason == f"{ENABLE_ENV}=0"
-    monkeypatch.delenv(ENABLE_ENV)
+    monkeypatch.setenv(settings.DBT_MERGE_NEW_FILES.name, "0")  # the operator's switch
+    assert plan_merge(conn, store, T0, end, "fp1", now=now).reason == f"{settings.DBT_MERGE_NEW_FILES.name}=0"
+    monkeypatch.delenv(settings.DBT_MERGE_NEW_FILES.name)
     assert plan_merge(conn, store, T0, end, "fp2", now=now).reason.startswith("the dbt project or the brand list")
     # a range with the next hour (a late post's neighbour, not built yet) still merges
     assert plan_merge(conn, store, T0, end + timedelta(hours=1), "fp1", now=now).merge
@@ -169,7 +170,7 @@ def test_merge_falls_back_to_a_full_build(tmp_path, monkeypatch):
 
     # past the retention: rebuilt in full, and the next record drops its rows and records
     later = T0 + timedelta(hours=14)
-    assert plan_merge(conn, store, T0, end, "fp1", now=later).reason == f"a window older than {RETENTION_ENV}"
+    assert plan_merge(conn, store, T0, end, "fp1", now=later).reason == f"a window older than {settings.MERGE_RETENTION_HOURS.name}"
     record_merge(conn, plan_merge(conn, store, T0 + timedelta(hours=13), later, "fp1", now=later), "fp1", now=later)
     assert conn.execute("select count(*) from staging.base_raw_posts").fetchone() == (0,)
     assert conn.execute("select count(*) from meta.lake_files_merged where window_start = ?", [T0]).fetchone() == (0,)

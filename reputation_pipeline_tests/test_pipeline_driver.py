@@ -103,15 +103,18 @@ def test_dbt_window_reaches_dbt_through_the_environment_only_for_the_invocation(
     import os
     from datetime import datetime, timezone
 
-    from reputation_pipeline.aggregation.dbt_env import WINDOW_ENV, window_env
+    from reputation_pipeline import settings
+    from reputation_pipeline.aggregation.dbt_env import window_env
     from reputation_pipeline.aggregation.project import state_target_path
 
+    window = {"min_date": settings.DBT_MIN_DATE.name, "max_date": settings.DBT_MAX_DATE.name}
+
     start, end = datetime(2026, 11, 26, 6, tzinfo=timezone.utc), datetime(2026, 11, 26, 8, tzinfo=timezone.utc)
-    before = {k: os.environ.get(k) for k in WINDOW_ENV.values()}
+    before = {k: os.environ.get(k) for k in window.values()}
     with window_env(start, end):
-        assert os.environ[WINDOW_ENV["min_date"]] == "2026-11-26T06:00:00+00:00"
-        assert os.environ[WINDOW_ENV["max_date"]] == "2026-11-26T08:00:00+00:00"
-    assert {k: os.environ.get(k) for k in WINDOW_ENV.values()} == before
+        assert os.environ[window["min_date"]] == "2026-11-26T06:00:00+00:00"
+        assert os.environ[window["max_date"]] == "2026-11-26T08:00:00+00:00"
+    assert {k: os.environ.get(k) for k in window.values()} == before
     # one target folder per warehouse, so dbt's partial parsing carries over between runs
     a = state_target_path({"lake_root": "/a", "duckdb_path": "/a/w.duckdb"}, "reputation_dbt")
     assert a == state_target_path({"duckdb_path": "/a/w.duckdb", "lake_root": "/a"}, "reputation_dbt")

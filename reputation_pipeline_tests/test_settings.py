@@ -29,7 +29,9 @@ def test_the_readme_table_lists_every_operator_setting_and_nothing_else():
 
 def test_every_variable_the_package_names_is_declared_and_read_only_through_settings():
     declared = {s.name for s in settings.ALL}
-    direct = re.compile(r"""(?:environ(?:\.get)?\s*[\(\[]|getenv\s*\(|setdefault\s*\()\s*["']REPUTATION_""")
+    # a read of the environment by name, or a name kept in a constant of its own
+    direct = re.compile(r"""(?:environ(?:\.get)?\s*[\(\[]|getenv\s*\(|setdefault\s*\()\s*["']REPUTATION_"""
+                        r"""|["']REPUTATION_[A-Z0-9_]+["']""")
     undeclared, readers = {}, []
     for path in PACKAGE.rglob("*.py"):
         if path.name == "settings.py":

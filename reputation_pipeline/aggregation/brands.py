@@ -9,10 +9,8 @@ so the build refuses them here first, naming the rows."""
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
-
-BRANDS_CSV_ENV = "REPUTATION_BRANDS_CSV"
+from reputation_pipeline import settings
 
 
 class BrandListError(ValueError):
@@ -28,7 +26,7 @@ def brand_key(name: str) -> str:
 
 def brands_csv(project_dir: Path) -> Path:
     """The file stg_brands reads: the override, else the dbt project's seed."""
-    override = os.environ.get(BRANDS_CSV_ENV, "").strip()
+    override = settings.BRANDS_CSV.get()
     return Path(override) if override else project_dir / "seeds" / "brands.csv"
 
 

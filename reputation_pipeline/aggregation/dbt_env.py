@@ -7,18 +7,16 @@ import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 
-from reputation_pipeline.aggregation.merge import MERGE_ENV, RAW_FILES_ENV
-
-WINDOW_ENV = {"min_date": "REPUTATION_DBT_MIN_DATE", "max_date": "REPUTATION_DBT_MAX_DATE"}
+from reputation_pipeline import settings
 
 
 @contextlib.contextmanager
 def window_env(start: datetime, end: datetime, extra: Mapping[str, str] | None = None) -> Iterator[None]:
     """The partition window for the dbt process started inside the block (macros/lake.sql
     ``window_bound`` reads it at execution time), and the new files of a merge
-    (``MERGE_ENV``, unset for a full build). Restored afterwards."""
-    values = {WINDOW_ENV["min_date"]: start.isoformat(), WINDOW_ENV["max_date"]: end.isoformat(),
-              MERGE_ENV: "", RAW_FILES_ENV: "", **(extra or {})}
+    (``REPUTATION_DBT_MERGE_FILES``, unset for a full build). Restored afterwards."""
+    values = {settings.DBT_MIN_DATE.name: start.isoformat(), settings.DBT_MAX_DATE.name: end.isoformat(),
+              settings.DBT_MERGE_FILES.name: "", settings.DBT_RAW_FILES_LISTED.name: "", **(extra or {})}
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

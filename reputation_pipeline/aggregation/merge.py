@@ -19,7 +19,6 @@ records nothing: the next one merges the same files again, which is idempotent.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -29,14 +28,11 @@ import duckdb
 from reputation_pipeline.aggregation.project import window_models
 from reputation_pipeline.lake.layout import CommittedFiles
 from reputation_pipeline.lake.store import LakeStore
+from reputation_pipeline import settings
 
-MERGE_ENV = "REPUTATION_DBT_MERGE_FILES"
-# set for a full window build: its raw files are the committed ones listed in RAW_FILES_TABLE
-# (macros/lake.sql lake_rows), not whatever the folders hold (lake/layout.py, the read protocol)
-RAW_FILES_ENV = "REPUTATION_DBT_RAW_FILES_LISTED"
+# a full window build reads the committed raw files listed in RAW_FILES_TABLE (settings.DBT_RAW_FILES_LISTED;
+# macros/lake.sql lake_rows), not whatever the folders hold (lake/layout.py, the read protocol)
 RAW_FILES_TABLE = "meta.window_raw_files"
-# the operator's switch: 0 makes every micro-batch rebuild its window from every file
-ENABLE_ENV = "REPUTATION_DBT_MERGE_NEW_FILES"
 # Beyond this many new files the window is rebuilt instead (a backlog, a backfill): the
 # list travels in an environment variable and ends up in the SQL text.
 MAX_MERGE_FILES = 400
@@ -55,15 +51,15 @@ STATE_DDL = (
 # them come from the dbt manifest: aggregation/project.py window_models.
 # base_* keep the raw and score rows of the recent windows only: a merge needs them, an older
 # window (a late post, a backfill) is rebuilt in full from the lake.
-RETENTION_ENV = "REPUTATION_MERGE_RETENTION_HOURS"
 
 
 def merging_enabled() -> bool:
-    return os.environ.get(ENABLE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    # the operator's switch: off makes every micro-batch rebuild its window from every file
+    return settings.DBT_MERGE_NEW_FILES.get()
 
 
 def retention_cutoff(now: datetime | None = None) -> datetime:
-    hours = float(os.environ.get(RETENTION_ENV) or 12)
+    hours = settings.MERGE_RETENTION_HOURS.get()
     return (now or datetime.now(timezone.utc)) - timedelta(hours=hours)
 
 
@@ -110,7 +106,8 @@ class MergePlan:
     def env(self) -> dict[str, str]:
         """The environment for dbt: the new files' keys, or (a full window build) that the
         window's raw files are listed in RAW_FILES_TABLE."""
-        return {MERGE_ENV: json.dumps(self.new, sort_keys=True)} if self.merge else {RAW_FILES_ENV: "1"}
+        return {settings.DBT_MERGE_FILES.name: json.dumps(self.new, sort_keys=True)} if self.merge else {
+            settings.DBT_RAW_FILES_LISTED.name: "1"}
 
     def describe(self) -> str:
         if self.merge:
@@ -156,7 +153,7 @@ def plan_merge(conn: duckdb.DuckDBPyConnection, store: LakeStore, start: datetim
     if not _tables_exist(conn):
         return full("first build of the window's tables")
     if hours and hours[0] < retention_cutoff(now):
-        return full(f"a window older than {RETENTION_ENV}")
+        return full(f"a window older than {settings.MERGE_RETENTION_HOURS.name}")
     # An hour not built here yet merges every file it has (none is recorded): the rows of a
     # rebuild, and the hour that a late post adds to the range does not rebuild the others.
     built = dict(conn.execute("select window_start, fingerprint from meta.window_builds "
@@ -166,7 +163,7 @@ def plan_merge(conn: duckdb.DuckDBPyConnection, store: LakeStore, start: datetim
     if not allow:
         return full("not requested")
     if not merging_enabled():
-        return full(f"{ENABLE_ENV}=0")
+        return full(f"{settings.DBT_MERGE_NEW_FILES.name}=0")
     new = {table: [k for k, _ in files if k not in merged] for table, files in listed.items()}
     if sum(map(len, new.values())) > MAX_MERGE_FILES:
         return full(f"more than {MAX_MERGE_FILES} new files")

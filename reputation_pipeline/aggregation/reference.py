@@ -9,14 +9,14 @@ on its first micro-batch, whenever this fingerprint changes, and after a failure
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from reputation_pipeline.aggregation.project import DBT_PROJECT_DIR
+from reputation_pipeline import settings
 
 # what the non-window nodes are built from: the project's files and the brands override
 PROJECT_PARTS = ("dbt_project.yml", "profiles.yml", "models", "seeds", "macros")
-ENV_INPUTS = ("REPUTATION_BRANDS_CSV",)
+ENV_INPUTS = (settings.BRANDS_CSV,)
 
 
 def reference_fingerprint(project_dir: Path = DBT_PROJECT_DIR) -> str:
@@ -29,6 +29,6 @@ def reference_fingerprint(project_dir: Path = DBT_PROJECT_DIR) -> str:
             if f.exists():
                 h.update(str(f.relative_to(project_dir)).encode())
                 h.update(f.read_bytes())
-    for name in ENV_INPUTS:
-        h.update(f"{name}={os.environ.get(name, '')}".encode())
+    for setting in ENV_INPUTS:
+        h.update(f"{setting.name}={setting.raw() or ''}".encode())
     return h.hexdigest()

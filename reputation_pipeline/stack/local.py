@@ -79,7 +79,7 @@ def env_vars(cfg: StackConfig) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap,
         "AWS_ENDPOINT_URL": cfg.s3_url,
         **LOCAL_AWS,
-        "REPUTATION_S3_BUCKET": cfg.bucket,
+        settings.S3_BUCKET.name: cfg.bucket,
     }
 
 
