@@ -8,6 +8,7 @@ fails the inventory test until it is listed here with its reason.
 | pipeline/storage.py | SQLite run and consolidated event-log storages, their connection helpers | one engine per storage: 0.4 s less bookkeeping per run on the alert path (bench/bench_instance.py) |
 | pipeline/instance.py | InstanceRef, ConfigurableClassData, the no-op compute-log manager | no compute-log capture in the headless driver: four helper processes less per run, and no stdout swap between two threads |
 | pipeline/launcher.py | CheckRunHealthResult, WorkerStatus | run monitoring fails a run whose process died (else it stays STARTED and holds its lane) |
+| aggregation/cli_resource.py | dagster-dbt's `DbtCliResource._cli_version`, `._initialize_dbt_core_adapter`, `asset_utils.get_updated_cli_invocation_params_for_context` | `dbt --version` once per process and no adapter per run: 3-8 s a run; the run's selection for the in-process build |
 """
 from __future__ import annotations
 
@@ -88,3 +89,22 @@ def test_the_run_health_protocol_is_what_the_launcher_returns():
     assert isinstance(inspect.getattr_static(base, "supports_check_run_worker_health"), property)
     assert callable(getattr(base, "check_run_worker_health", None))
     assert LocalRunLauncher.supports_check_run_worker_health.fget(None) is True
+
+
+def test_dagster_dbt_members_the_dbt_resource_overrides_or_calls():
+    import dataclasses
+
+    from dagster_dbt import DbtCliResource
+    from dagster_dbt.asset_utils import DbtCliInvocationPartialParams, get_updated_cli_invocation_params_for_context
+
+    from reputation_pipeline.aggregation.cli_resource import ReputationDbtCliResource, dbt_resource
+
+    assert hasattr(DbtCliResource, "_cli_version") and hasattr(DbtCliResource, "_initialize_dbt_core_adapter")
+    res = dbt_resource()
+    assert isinstance(res, ReputationDbtCliResource)
+    assert res._cli_version.major == 1 and res._initialize_dbt_core_adapter(["build"]) is None
+    params = inspect.signature(get_updated_cli_invocation_params_for_context).parameters
+    assert list(params)[:3] == ["context", "manifest", "dagster_dbt_translator"]
+    fields = {f.name for f in dataclasses.fields(DbtCliInvocationPartialParams)} if dataclasses.is_dataclass(
+        DbtCliInvocationPartialParams) else set(getattr(DbtCliInvocationPartialParams, "_fields", ()))
+    assert {"selection_args", "indirect_selection", "dbt_project", "manifest", "dagster_dbt_translator"} <= fields

@@ -85,20 +85,6 @@ def test_headless_instance_shares_storage_without_capture_or_dictconfig():
         assert h.get_yaml_python_handlers() == []
 
 
-def test_dbt_resource_hooks_exist():
-    """ReputationDbtCliResource overrides two private members of dagster-dbt's resource
-    (dbt version asked once per process, no in-process adapter): fail loudly if an
-    upgrade renames them."""
-    from dagster_dbt import DbtCliResource
-
-    from reputation_pipeline.aggregation.cli_resource import ReputationDbtCliResource, dbt_resource
-
-    assert hasattr(DbtCliResource, "_cli_version") and hasattr(DbtCliResource, "_initialize_dbt_core_adapter")
-    res = dbt_resource()
-    assert isinstance(res, ReputationDbtCliResource)
-    assert res._cli_version.major == 1 and res._initialize_dbt_core_adapter(["build"]) is None
-
-
 def test_dbt_window_reaches_dbt_through_the_environment_only_for_the_invocation():
     import os
     from datetime import datetime, timezone
