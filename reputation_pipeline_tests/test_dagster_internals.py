@@ -92,8 +92,6 @@ def test_the_run_health_protocol_is_what_the_launcher_returns():
 
 
 def test_dagster_dbt_members_the_dbt_resource_overrides_or_calls():
-    import dataclasses
-
     from dagster_dbt import DbtCliResource
     from dagster_dbt.asset_utils import DbtCliInvocationPartialParams, get_updated_cli_invocation_params_for_context
 
@@ -105,6 +103,5 @@ def test_dagster_dbt_members_the_dbt_resource_overrides_or_calls():
     assert res._cli_version.major == 1 and res._initialize_dbt_core_adapter(["build"]) is None
     params = inspect.signature(get_updated_cli_invocation_params_for_context).parameters
     assert list(params)[:3] == ["context", "manifest", "dagster_dbt_translator"]
-    fields = {f.name for f in dataclasses.fields(DbtCliInvocationPartialParams)} if dataclasses.is_dataclass(
-        DbtCliInvocationPartialParams) else set(getattr(DbtCliInvocationPartialParams, "_fields", ()))
+    fields = set(DbtCliInvocationPartialParams._fields)  # a NamedTuple the build reads by name
     assert {"selection_args", "indirect_selection", "dbt_project", "manifest", "dagster_dbt_translator"} <= fields
