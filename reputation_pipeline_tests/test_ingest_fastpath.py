@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from reputation_pipeline.ingest import fastpath
-from reputation_pipeline.ingest.drain import DrainSettings, _parquet_bytes
+from reputation_pipeline.lake.parquet import parquet_bytes
 from reputation_pipeline.ingest.synthetic import BAD_CLASSES, PostGenerator, SyntheticConfig, bad_message
 from reputation_pipeline.ingest.validate import Limits, Rejection, validate_post
 from reputation_pipeline.lake.schemas import RAW_POSTS
@@ -160,7 +160,7 @@ def test_parquet_files_identical_across_batchings():
     def files(step):
         results = [fastpath.convert(values[i:i + step], offsets[i:i + step], timestamps[i:i + step], keys[i:i + step], CTX)
                    for i in range(0, len(values), step)]
-        return {(dt, hour): _parquet_bytes(t, DrainSettings()) for dt, hour, t in fastpath.split_by_hour([r.posts for r in results])}
+        return {(dt, hour): parquet_bytes(t) for dt, hour, t in fastpath.split_by_hour([r.posts for r in results])}
 
     whole = files(len(values))
     assert len(whole) > 5  # late posts spread over many hours

@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from reputation_pipeline.ingest import fastpath
-from reputation_pipeline.ingest.drain import DrainSettings, _parquet_bytes
+from reputation_pipeline.lake.parquet import parquet_bytes
 from reputation_pipeline.ingest.headless import drain_until_idle
 from reputation_pipeline.ingest.importer import import_file
 from reputation_pipeline.ingest.kafka_client import topic_for
@@ -70,8 +70,8 @@ def _check(values, timestamps, keys, ctx=CTX):
     assert posts.num_rows + len(result.quarantine) == len(values)  # nothing lost, nothing doubled
     _assert_in_known_hours(posts, ctx.reference_ms)
     # both tables can be written as the drain writes them
-    _parquet_bytes(posts, DrainSettings())
-    _parquet_bytes(pa.Table.from_pylist(result.quarantine, schema=QUARANTINE), DrainSettings())
+    parquet_bytes(posts)
+    parquet_bytes(pa.Table.from_pylist(result.quarantine, schema=QUARANTINE))
     return posts, result.quarantine
 
 

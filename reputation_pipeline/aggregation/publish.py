@@ -2,16 +2,15 @@
 Parquet under ``<lake>/published/`` (local folder or S3), one deterministic file
 per table and hour, so a re-run overwrites the same objects."""
 
-import io
 from datetime import timedelta
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from reputation_pipeline.aggregation.report import markdown_table, svg_markdown, timeline_svg
 from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseResource
 from reputation_pipeline.partitions import hourly_partitions
 from reputation_pipeline.resources import LakeResource
+from reputation_pipeline.lake.parquet import parquet_bytes
 
 EXPORTS = {
     "brand_risk_window": "select * exclude (window_hour) from (select *, window_start as window_hour from marts.fct_brand_risk_window) "
@@ -54,9 +53,7 @@ def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 if tbl.num_rows == 0:
                     store.delete(key)  # the hour has nothing (any more)
                     continue
-                buf = io.BytesIO()
-                pq.write_table(tbl, buf)
-                store.put(key, buf.getvalue())
+                store.put(key, parquet_bytes(tbl))
                 written.append(store.url(key))
                 rows[name] += tbl.num_rows
             hour = nxt

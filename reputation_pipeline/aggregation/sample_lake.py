@@ -13,7 +13,6 @@ Raw posts contain duplicates on purpose (a faithful Kafka log re-delivers).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import random
 from collections.abc import Iterable
@@ -21,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from reputation_pipeline.lake.layout import import_file_key, import_manifest_key
 from reputation_pipeline.lake.schemas import RAW_POSTS
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.scoring.schemas import SCORES  # the scoring stage's own contract
+from reputation_pipeline.lake.parquet import parquet_bytes
 
 CALM_TEXTS = [
     "Just tried the new {kw} app, pretty smooth so far",
@@ -153,10 +152,7 @@ def write_committed_raw(store: LakeStore, platform: str, dt: str, hour: str, row
 
 
 def _parquet(rows: Iterable[dict], schema: pa.Schema) -> bytes:
-    table = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    return buf.getvalue()
+    return parquet_bytes(pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema))
 
 
 def write_sample_lake(store: LakeStore, spec: SampleLakeSpec, only_batches: Iterable[int] | None = None) -> dict:

@@ -11,7 +11,6 @@ Order of effects (what makes a kill at any instant safe):
 from __future__ import annotations
 
 import atexit
-import io
 import logging
 import os
 import threading
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from reputation_pipeline.ingest import fastpath
@@ -34,6 +32,7 @@ from reputation_pipeline.lake.schemas import QUARANTINE
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.partitions import hour_partition_key
 from reputation_pipeline import settings
+from reputation_pipeline.lake.parquet import parquet_bytes
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +55,6 @@ class DrainSettings:
     consume_batch: int = 10_000  # messages per consume call, converted together
     batches_in_flight: int = 2  # converted batches the consumer may run ahead of
     stall_timeout_s: float = 120.0
-    compression: str = "zstd"
-    row_group_size: int = 50_000
     commit_group_offsets: bool = True
     # message bytes per part of a plan (one file per hour and part): what a drain holds at once
     part_bytes: int = 16 * 1024 * 1024
@@ -73,13 +70,6 @@ def raw_file_key(platform: str, dt: str, hour: str, plan: Plan, part: int = 0) -
 
 def quarantine_key(plan: Plan, part: int = 0) -> str:
     return drain_quarantine_key(plan.topic, plan.partition, plan.start, plan.end, part)
-
-
-def _parquet_bytes(table: pa.Table, settings: DrainSettings) -> bytes:
-    buf = io.BytesIO()
-    # one chunk per column: page boundaries (so the bytes) then do not depend on consume batching
-    pq.write_table(table.combine_chunks(), buf, compression=settings.compression, row_group_size=settings.row_group_size)
-    return buf.getvalue()
 
 
 def make_consumer(client_config: dict) -> Consumer:
@@ -252,12 +242,12 @@ def execute_plan(
     for part, (results, last_offset) in enumerate(_convert_parts(consumer, plan, settings, low, ctx)):
         for dt, hour, rows in fastpath.split_by_hour([r.posts for r in results]):
             key = raw_file_key(platform, dt, hour, plan, part)
-            store.put(key, _parquet_bytes(rows, settings))
+            store.put(key, parquet_bytes(rows))
             files.append({"key": key, "rows": rows.num_rows, "partition_key": hour_partition_key(dt, hour)})
         quarantined = [row for r in results for row in r.quarantine]
         if quarantined:
             key = quarantine_key(plan, part)
-            store.put(key, _parquet_bytes(pa.Table.from_pylist(quarantined, schema=QUARANTINE), settings))
+            store.put(key, parquet_bytes(pa.Table.from_pylist(quarantined, schema=QUARANTINE)))
             qfiles.append({"key": key, "rows": len(quarantined)})
         del results, quarantined
     commit = Commit(

@@ -37,7 +37,6 @@ with the wrong number of fields) are quarantined as ``malformed_record``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import sys
@@ -50,7 +49,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from reputation_pipeline.ingest import fastpath
 from reputation_pipeline.ingest.drain import DrainSettings
@@ -60,11 +58,10 @@ from reputation_pipeline.lake.layout import import_file_key, import_manifest_key
 from reputation_pipeline.lake.schemas import QUARANTINE
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.partitions import hour_partition_key
+from reputation_pipeline.lake.parquet import parquet_bytes
 
 PLAN_PREFIX = "_ingest/import_plans/"
 DEFAULT_CHUNK_ROWS = 50_000
-COMPRESSION = "zstd"
-ROW_GROUP_SIZE = 50_000
 NO_CREATED_AT = "a historical record needs 'created_at' (there is no broker timestamp to take the event time from)"
 
 
@@ -84,12 +81,6 @@ def file_sha256(path: str | os.PathLike[str], block: int = 1 << 20, progress: Ca
 
 def plan_key(sha: str) -> str:
     return f"{PLAN_PREFIX}{sha}.json"
-
-
-def _parquet_bytes(table: pa.Table) -> bytes:
-    buf = io.BytesIO()
-    pq.write_table(table.combine_chunks(), buf, compression=COMPRESSION, row_group_size=ROW_GROUP_SIZE)
-    return buf.getvalue()
 
 
 def _iso_ms(ms: int) -> str:
@@ -262,7 +253,7 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
             posts, quarantine = convert_chunk(chunk, plan, known_platforms, limits)
             for dt, hour, rows in fastpath.split_by_hour([posts]):
                 key = import_file_key(plan.platform, dt, hour, sha, chunk_no)
-                store.put(key, _parquet_bytes(rows))
+                store.put(key, parquet_bytes(rows))
                 pk = hour_partition_key(dt, hour)
                 result.files.append({"key": key, "rows": rows.num_rows, "partition_key": pk})
                 stats = per_hour.setdefault(pk, {"rows": 0, "files": []})
@@ -270,7 +261,7 @@ def import_file(path: str | os.PathLike[str], *, platform: str, store: LakeStore
                 stats["files"].append(key)
             if quarantine:
                 key = import_quarantine_key(sha, chunk_no)
-                store.put(key, _parquet_bytes(pa.Table.from_pylist(quarantine, schema=QUARANTINE)))
+                store.put(key, parquet_bytes(pa.Table.from_pylist(quarantine, schema=QUARANTINE)))
                 result.quarantine_files.append({"key": key, "rows": len(quarantine)})
             result.rows += posts.num_rows
             result.quarantined += len(quarantine)

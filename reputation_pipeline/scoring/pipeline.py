@@ -32,6 +32,7 @@ from reputation_pipeline.resources import PLATFORM_NAME
 from reputation_pipeline.scoring.models import Scorer
 from reputation_pipeline.scoring.schemas import SCORES, conform
 from reputation_pipeline.scoring.score_files import SCORE_FILES
+from reputation_pipeline.lake.parquet import parquet_bytes
 
 _SAFE = re.compile(r"^[A-Za-z0-9._=-]+$")
 
@@ -64,9 +65,7 @@ def read_parquet(store, key: str, columns: list[str] | None = None) -> pa.Table:
 
 
 def write_parquet(store, key: str, table: pa.Table) -> bool:
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    return store.put(key, buf.getvalue(), if_absent=True)
+    return store.put(key, parquet_bytes(table), if_absent=True)
 
 
 def latest_per_post(table: pa.Table) -> pa.Table:
