@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 
 from reputation_pipeline.aggregation.project import window_models
-from reputation_pipeline.lake.layout import CommittedFiles
+from reputation_pipeline.lake.layout import TABLE_ROOTS, CommittedFiles
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline import settings
 
@@ -36,9 +36,7 @@ RAW_FILES_TABLE = "meta.window_raw_files"
 # Beyond this many new files the window is rebuilt instead (a backlog, a backfill): the
 # list travels in an environment variable and ends up in the SQL text.
 MAX_MERGE_FILES = 400
-# lake folders per table: <root>/<partition folder>/dt=<date>/hour=<HH>/<file>.parquet
 SAFE_KEY = re.compile(r"[A-Za-z0-9_.=/-]+")
-TABLE_ROOTS = {"raw_posts": ("raw/posts/", "platform="), "post_scores": ("scores/", "model=")}
 
 STATE_DDL = (
     "create schema if not exists meta",

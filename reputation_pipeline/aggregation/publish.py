@@ -11,6 +11,7 @@ from reputation_pipeline.aggregation.warehouse import DUCKDB_POOL, WarehouseReso
 from reputation_pipeline.partitions import hourly_partitions
 from reputation_pipeline.resources import LakeResource
 from reputation_pipeline.lake.parquet import parquet_bytes
+from reputation_pipeline.lake.layout import published_key
 
 EXPORTS = {
     "brand_risk_window": "select * exclude (window_hour) from (select *, window_start as window_hour from marts.fct_brand_risk_window) "
@@ -49,7 +50,7 @@ def published_marts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 if not _table_exists(conn, schema, table):
                     continue
                 tbl = conn.execute(sql, [hour, nxt]).fetch_arrow_table()
-                key = f"published/{name}/dt={hour:%Y-%m-%d}/hour={hour:%H}/part-0.parquet"
+                key = published_key(name, f"{hour:%Y-%m-%d}", f"{hour:%H}")
                 if tbl.num_rows == 0:
                     store.delete(key)  # the hour has nothing (any more)
                     continue

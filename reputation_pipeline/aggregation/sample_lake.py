@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
-from reputation_pipeline.lake.layout import import_file_key, import_manifest_key
+from reputation_pipeline.lake.layout import import_file_key, import_manifest_key, scores_hour_prefix
 from reputation_pipeline.lake.schemas import RAW_POSTS
 from reputation_pipeline.lake.store import LakeStore
 from reputation_pipeline.scoring.schemas import SCORES  # the scoring stage's own contract
@@ -197,6 +197,6 @@ def write_sample_lake(store: LakeStore, spec: SampleLakeSpec, only_batches: Iter
     for (dt, hour, b), rows in sorted(scores_by_part.items()):
         if b in wanted:
             name = "sample.parquet" if spec.batches == 1 else f"sample-{b}.parquet"
-            store.put(f"scores/model={spec.model_version}/dt={dt}/hour={hour}/{name}", _parquet(rows, SCORES))
+            store.put(scores_hour_prefix(spec.model_version, dt, hour) + name, _parquet(rows, SCORES))
             score_files += 1
     return {"posts": posts_written, "raw_files": raw_files, "score_files": score_files}

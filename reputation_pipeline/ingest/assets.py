@@ -14,6 +14,7 @@ from reputation_pipeline.ingest.batch import run_batch
 from reputation_pipeline.ingest.kafka_client import KafkaResource, platform_of
 from reputation_pipeline.partitions import hourly_partitions
 from reputation_pipeline.resources import LakeResource, admitted_platforms, platform_selection
+from reputation_pipeline.lake.layout import LAKE_GLOBS
 
 OWNERS = ["team:data-platform"]
 
@@ -28,7 +29,7 @@ raw_posts = dg.AssetSpec(
         "<lake>/raw/posts/platform=…/dt=…/hour=…, partitioned by event time. A file is "
         "complete once the commit manifest under _ingest/commits lists it."
     ),
-    metadata={"lake_path": "raw/posts/platform=*/dt=*/hour=*/*.parquet"},
+    metadata={"lake_path": LAKE_GLOBS["raw_posts"]},
 )
 
 quarantined_posts = dg.AssetSpec(

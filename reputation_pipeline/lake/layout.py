@@ -5,6 +5,8 @@
     _ingest/{plans,commits,gaps}/<topic>/p=<n>/<start:020d>.json                        the ingest log
     _ingest/imports/<sha256>.json                                                       an import's manifest
     quarantine/topic=<topic>/p=<n>/…, quarantine/import=<sha16>/…                       rejected records
+    scores/model=<version>/dt=<d>/hour=<HH>/<platform>__<raw file name>                 a raw file's scores
+    published/<mart>/dt=<d>/hour=<HH>/part-0.parquet                                    an exported mart hour
 
 The read protocol: a raw file is committed once the commit manifest of its range (drain) or
 the manifest of its import exists, and readers (scoring, the dbt window builds) read
@@ -19,6 +21,14 @@ from collections.abc import Iterable
 
 TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's own topic charset
 RAW_ROOT = "raw/posts/"
+SCORES_ROOT = "scores/"
+PUBLISHED_ROOT = "published/"
+# per lake table: its root and the key of its first folder level (<root><key><value>/dt=…/hour=…/)
+TABLE_ROOTS = {"raw_posts": (RAW_ROOT, "platform="), "post_scores": (SCORES_ROOT, "model=")}
+# the files each dbt source reads: macros/lake.sql lake_glob and models/staging/_sources.yml say
+# the same (test_lake_layout.py)
+LAKE_GLOBS = {table: f"{root}{key}*/dt=*/hour=*/*.parquet" for table, (root, key) in TABLE_ROOTS.items()}
+PATH_SAFE = re.compile(r"[A-Za-z0-9._=-]+")  # one folder name or file name of a key
 IMPORT_MANIFESTS = "_ingest/imports/"
 DRAIN_FILE = re.compile(r"(?P<topic>[A-Za-z0-9._-]{1,249})-p(?P<partition>[0-9]+)-(?P<start>[0-9]{20})-(?P<end>[0-9]{20})"
                         r"(-(?P<part>[0-9]{4,}))?\.parquet")
@@ -33,6 +43,18 @@ def check_topic(topic: str) -> str:
 
 def raw_hour_prefix(platform: str, dt: str, hour: str) -> str:
     return f"{RAW_ROOT}platform={platform}/dt={dt}/hour={hour}/"
+
+
+def scores_hour_prefix(model_version: str, dt: str, hour: str) -> str:
+    if not PATH_SAFE.fullmatch(model_version):
+        raise ValueError(f"model version not path-safe: {model_version!r}")
+    return f"{SCORES_ROOT}model={model_version}/dt={dt}/hour={hour}/"
+
+
+def published_key(mart: str, dt: str, hour: str) -> str:
+    if not PATH_SAFE.fullmatch(mart):
+        raise ValueError(f"mart name not path-safe: {mart!r}")
+    return f"{PUBLISHED_ROOT}{mart}/dt={dt}/hour={hour}/part-0.parquet"
 
 
 def _range_file(topic: str, partition: int, start: int, end: int, part: int) -> str:

@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 
 from reputation_pipeline.partitions import hour_partition_key, hourly_partitions, split_partition_key
+from reputation_pipeline.lake.layout import scores_hour_prefix
 from reputation_pipeline.resources import LakeResource
 from reputation_pipeline.scoring.data import LABELS, TASKS
 from reputation_pipeline.scoring.pipeline import (
@@ -14,7 +15,6 @@ from reputation_pipeline.scoring.pipeline import (
     partition_validity,
     read_partition_scores,
     score_partition,
-    scores_prefix,
 )
 from reputation_pipeline.scoring.resources import ScoringModelsResource
 
@@ -61,7 +61,7 @@ def post_scores(context: dg.AssetExecutionContext, lake: LakeResource,
     }
     if len(results) == 1:
         dt, hh = split_partition_key(context.partition_key)
-        metadata["path"] = dg.MetadataValue.path(store.url(scores_prefix(first.model_version, dt, hh)))
+        metadata["path"] = dg.MetadataValue.path(store.url(scores_hour_prefix(first.model_version, dt, hh)))
     else:
         metadata["rows_per_partition"] = dg.MetadataValue.json(
             {k: r.rows_written for k, r in results.items() if r.rows_written})

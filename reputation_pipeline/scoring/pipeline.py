@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import posixpath
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,34 +26,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reputation_pipeline.scoring.data import LABELS, TASKS
-from reputation_pipeline.lake.layout import CommittedFiles, raw_hour_prefix
+from reputation_pipeline.lake.layout import RAW_ROOT, CommittedFiles, raw_hour_prefix, scores_hour_prefix
 from reputation_pipeline.resources import PLATFORM_NAME
 from reputation_pipeline.scoring.models import Scorer
 from reputation_pipeline.scoring.schemas import SCORES, conform
 from reputation_pipeline.scoring.score_files import SCORE_FILES
 from reputation_pipeline.lake.parquet import parquet_bytes
 
-_SAFE = re.compile(r"^[A-Za-z0-9._=-]+$")
-
-
-raw_prefix = raw_hour_prefix
-
-
 def lake_platforms(store) -> list[str]:
     """The platforms with raw posts in the lake: whatever ingest admitted is scored."""
-    return [f.removeprefix("platform=") for f in store.folders("raw/posts/")
+    return [f.removeprefix("platform=") for f in store.folders(RAW_ROOT)
             if f.startswith("platform=") and PLATFORM_NAME.fullmatch(f.removeprefix("platform="))]
-
-
-def scores_prefix(model_version: str, dt: str, hh: str) -> str:
-    if not _SAFE.match(model_version):
-        raise ValueError(f"model version not path-safe: {model_version!r}")
-    return f"scores/model={model_version}/dt={dt}/hour={hh}/"
 
 
 def output_key(model_version: str, dt: str, hh: str, platform: str, raw_key: str) -> str:
     """Deterministic output file for an input file."""
-    return scores_prefix(model_version, dt, hh) + f"{platform}__{posixpath.basename(raw_key)}"
+    return scores_hour_prefix(model_version, dt, hh) + f"{platform}__{posixpath.basename(raw_key)}"
 
 
 def read_parquet(store, key: str, columns: list[str] | None = None) -> pa.Table:
@@ -179,7 +166,7 @@ def scored_post_ids(store, prefix: str, keys: Iterable[str]) -> set[str]:
 def partition_validity(store, model_version: str, dt: str, hh: str) -> tuple[int, dict[str, int]]:
     """(rows, problem counts) of an hour's scores: ``value_problems`` summed over its files,
     and ``duplicate_post_ids`` across them (each file read once per process)."""
-    prefix = scores_prefix(model_version, dt, hh)
+    prefix = scores_hour_prefix(model_version, dt, hh)
     keys = [k for k in store.list(prefix) if k.endswith(".parquet")]
     return SCORE_FILES.validity(store.url(prefix), keys, lambda k: conform(read_parquet(store, k)), value_problems)
 
@@ -191,7 +178,7 @@ def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable
     and written one output file per input file."""
     t0 = time.time()
     version = scorer.model_version
-    out_prefix = scores_prefix(version, dt, hh)
+    out_prefix = scores_hour_prefix(version, dt, hh)
     existing = sorted(k for k in store.list(out_prefix) if k.endswith(".parquet"))
     done = set(existing)
     scored = scored_post_ids(store, out_prefix, existing)  # earlier runs'
@@ -200,7 +187,7 @@ def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable
     pending: list[tuple[str, str, str, pa.Table]] = []  # (platform, raw key, output key, rows)
     committed = CommittedFiles(store)
     for platform in platforms:
-        for key in store.list(raw_prefix(platform, dt, hh)):
+        for key in store.list(raw_hour_prefix(platform, dt, hh)):
             if not key.endswith(".parquet"):
                 continue
             result.inputs += 1
@@ -256,7 +243,7 @@ def score_partition(store, scorer: Scorer, dt: str, hh: str, platforms: Iterable
 
 
 def read_partition_scores(store, model_version: str, dt: str, hh: str) -> pa.Table:
-    keys = sorted(k for k in store.list(scores_prefix(model_version, dt, hh)) if k.endswith(".parquet"))
+    keys = sorted(k for k in store.list(scores_hour_prefix(model_version, dt, hh)) if k.endswith(".parquet"))
     tables = [read_parquet(store, k) for k in keys]
     if not tables:
         return SCORES.empty_table()
