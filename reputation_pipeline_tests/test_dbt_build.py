@@ -29,7 +29,8 @@ COMPILED = {}  # model -> its SQL as the last dbt_build compiled it
 
 def dbt_build(lake_uri: str, duckdb_path: str, start=None, end=None, select: str | None = None):
     wh = WarehouseResource(duckdb_path=duckdb_path)
-    args = ["build", "--vars", json.dumps(wh.dbt_vars(lake_uri, start, end))]
+    # as the Dagster runs build (aggregation/assets.py): the unit tests are test_dbt_unit.py's
+    args = ["build", "--vars", json.dumps(wh.dbt_vars(lake_uri, start, end)), "--exclude-resource-type", "unit_test"]
     if select:
         args += ["--select", select, "--indirect-selection", "cautious"]
     inv = dbt_resource().cli(args, raise_on_error=False)

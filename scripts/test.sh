@@ -15,7 +15,9 @@ cleanup() { .venv/bin/reputation-pipeline stack down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 .venv/bin/reputation-pipeline stack up >/dev/null
 eval "$(.venv/bin/reputation-pipeline stack env)"
-# lint (pyproject's [tool.ruff]), the code location loads (what `dg check defs` checks), then the suite
+# lint (pyproject's [tool.ruff]; the dbt project's SQL: dbt_project/.sqlfluff), the code location loads
+# (what `dg check defs` checks), then the suite
 .venv/bin/ruff check --quiet .
+.venv/bin/sqlfluff lint --quiet dbt_project
 .venv/bin/dagster definitions validate -m reputation_pipeline.definitions 2>&1 | tail -n 2
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

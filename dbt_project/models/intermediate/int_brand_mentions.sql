@@ -6,8 +6,10 @@ with posts as (
     select
         post_id,
         {{ normalize_text('text') }} as norm_text,
-        list_transform(mentions, lambda m: trim(regexp_replace(lower(ltrim(m, '@')), '[^\pL\pN]+', ' ', 'g'))) as norm_mentions,
-        list_transform(hashtags, lambda h: trim(regexp_replace(lower(ltrim(h, '#')), '[^\pL\pN]+', ' ', 'g'))) as norm_hashtags
+        list_transform(mentions, lambda m: trim(regexp_replace(lower(ltrim(m, '@')), '[^\pL\pN]+', ' ', 'g')))
+            as norm_mentions,
+        list_transform(hashtags, lambda h: trim(regexp_replace(lower(ltrim(h, '#')), '[^\pL\pN]+', ' ', 'g')))
+            as norm_hashtags
     from {{ ref('stg_posts') }}
 ),
 
@@ -21,8 +23,14 @@ matched as (
         brands.brand,
         brands.brand_name,
         list_filter(brands.keywords, lambda k: contains(posts.norm_text, ' ' || k || ' ')) as matched_keywords,
-        list_filter(brands.handles, lambda h: list_contains(posts.norm_mentions, h) or contains(posts.norm_text, ' ' || h || ' ')) as matched_handles,
-        list_filter(brands.hashtags, lambda t: list_contains(posts.norm_hashtags, t) or contains(posts.norm_text, ' ' || t || ' ')) as matched_hashtags,
+        list_filter(
+            brands.handles,
+            lambda h: list_contains(posts.norm_mentions, h) or contains(posts.norm_text, ' ' || h || ' ')
+        ) as matched_handles,
+        list_filter(
+            brands.hashtags,
+            lambda t: list_contains(posts.norm_hashtags, t) or contains(posts.norm_text, ' ' || t || ' ')
+        ) as matched_hashtags,
         list_filter(brands.exclusions, lambda x: contains(posts.norm_text, ' ' || x || ' ')) as matched_exclusions
     from posts
     cross join brands
@@ -37,5 +45,6 @@ select
     matched_handles,
     matched_hashtags
 from matched
-where len(matched_exclusions) = 0
-  and len(matched_keywords) + len(matched_handles) + len(matched_hashtags) > 0
+where
+    len(matched_exclusions) = 0
+    and len(matched_keywords) + len(matched_handles) + len(matched_hashtags) > 0

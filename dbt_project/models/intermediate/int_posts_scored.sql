@@ -36,10 +36,12 @@ joined as (
 
 select
     *,
-    case when is_scored then
-        ({{ w_neg }} * sentiment_negative
-         + {{ w_off }} * coalesce(offensive_score, 0)
-         + {{ w_hate }} * coalesce(hate_score, 0)) / {{ w_sum }}
+    case
+        when is_scored then (
+            {{ w_neg }} * sentiment_negative
+            + {{ w_off }} * coalesce(offensive_score, 0)
+            + {{ w_hate }} * coalesce(hate_score, 0)
+        ) / {{ w_sum }}
     end as toxicity,
     1 + log10(1 + followers) as reach_factor,
     1 + log10(1 + engagement) as engagement_factor,

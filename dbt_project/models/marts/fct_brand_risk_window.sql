@@ -22,16 +22,21 @@
 
 with posts as (
     -- the persisted posts, not the staging view: in a merge that view holds only the new posts
-    select window_start, is_scored from {{ ref('fct_posts') }}
+    select
+        window_start,
+        is_scored
+    from {{ ref('fct_posts') }}
     where {{ window_filter('window_start') }}
 ),
 
 windows as (
     {%- if min_date() is not none and max_date() is not none %}
-    select unnest(generate_series(
-        date_trunc('hour', {{ sql_str(min_date()) }}::timestamptz),
-        {{ sql_str(max_date()) }}::timestamptz - interval 1 hour,
-        interval 1 hour)) as window_start
+    select
+        unnest(generate_series(
+            date_trunc('hour', {{ sql_str(min_date()) }}::timestamptz),
+            {{ sql_str(max_date()) }}::timestamptz - interval 1 hour,
+            interval 1 hour
+        )) as window_start
     {%- else %}
     select unnest(generate_series(min(window_start), max(window_start), interval 1 hour)) as window_start
     from posts
@@ -56,8 +61,10 @@ brand_window as (
         count(*) filter (where is_scored) as scored_mentions,
         count(*) filter (where not is_scored) as unscored_mentions,
         count(*) filter (where starts_with(unscored_reason, 'unsupported_language')) as unsupported_language_mentions,
-        list_sort(list_distinct(list(nullif(split_part(unscored_reason, ':', 2), ''))
-            filter (where starts_with(unscored_reason, 'unsupported_language:')))) as unsupported_languages,
+        list_sort(list_distinct(
+            list(nullif(split_part(unscored_reason, ':', 2), ''))
+            filter (where starts_with(unscored_reason, 'unsupported_language:'))
+        )) as unsupported_languages,
         count(*) filter (where sentiment_label = 'negative') as negative_mentions,
         count(*) filter (where toxicity >= {{ toxic }}) as toxic_mentions,
         avg(toxicity) as avg_toxicity,

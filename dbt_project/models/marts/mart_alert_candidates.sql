@@ -14,39 +14,52 @@ with windows as (
         base.baseline_mentions_mean,
         base.baseline_windows
     from {{ ref('fct_brand_risk_window') }} as risk
-    left join {{ ref('mart_brand_baselines') }} as base using (brand_window_id)
+    left join {{ ref('mart_brand_baselines') }} as base on base.brand_window_id = risk.brand_window_id
 ),
 
 rules as (
-    select * from {{ ref('int_brand_alert_rules') }} where enabled
+    select * from {{ ref('int_brand_alert_rules') }}
+    where enabled
 ),
 
 -- risk_threshold: the reach-weighted risk of the window's mentions is high
 risk_threshold as (
     select
-        w.brand, w.window_start, w.window_end, r.rule,
-        case when w.data_status <> 'ok' then null
-             else w.mention_count >= r.min_volume and coalesce(w.weighted_risk, 0) >= r.threshold
+        w.brand,
+        w.window_start,
+        w.window_end,
+        r.rule,
+        case
+            when w.data_status <> 'ok' then null
+            else w.mention_count >= r.min_volume and coalesce(w.weighted_risk, 0) >= r.threshold
         end as is_firing,
         case when w.weighted_risk >= r.critical_threshold then 'critical' else r.severity end as severity,
         'weighted_risk' as metric,
         w.weighted_risk as metric_value,
-        r.threshold as threshold
+        r.threshold
     from windows as w inner join rules as r on r.brand = w.brand and r.rule = 'risk_threshold'
 ),
 
 -- risk_spike: total risk above the rolling baseline mean + k * sigma, with a volume floor
 risk_spike as (
     select
-        w.brand, w.window_start, w.window_end, r.rule,
-        case when w.data_status <> 'ok' then null
-             else w.mention_count >= r.min_volume
-                  and w.baseline_windows >= r.min_baseline_windows
-                  and w.risk_sum > w.baseline_risk_mean + r.k_sigma * coalesce(w.baseline_risk_std, 0)
-                  and w.risk_sum > w.baseline_risk_mean
+        w.brand,
+        w.window_start,
+        w.window_end,
+        r.rule,
+        case
+            when w.data_status <> 'ok' then null
+            else
+                w.mention_count >= r.min_volume
+                and w.baseline_windows >= r.min_baseline_windows
+                and w.risk_sum > w.baseline_risk_mean + r.k_sigma * coalesce(w.baseline_risk_std, 0)
+                and w.risk_sum > w.baseline_risk_mean
         end as is_firing,
-        case when (w.risk_sum - w.baseline_risk_mean) / nullif(w.baseline_risk_std, 0) >= r.critical_threshold
-             then 'critical' else r.severity end as severity,
+        case
+            when (w.risk_sum - w.baseline_risk_mean) / nullif(w.baseline_risk_std, 0) >= r.critical_threshold
+                then 'critical'
+            else r.severity
+        end as severity,
         'risk_sum' as metric,
         w.risk_sum as metric_value,
         w.baseline_risk_mean + r.k_sigma * coalesce(w.baseline_risk_std, 0) as threshold
@@ -55,7 +68,10 @@ risk_spike as (
 
 -- toxic_post: a single toxic post from an author with a large reach
 toxic_post_max as (
-    select m.brand, m.window_start, max(m.toxicity) as max_toxicity
+    select
+        m.brand,
+        m.window_start,
+        max(m.toxicity) as max_toxicity
     from {{ ref('fct_brand_mentions') }} as m
     inner join rules as r on r.brand = m.brand and r.rule = 'toxic_post'
     where m.followers >= r.min_reach and m.is_scored
@@ -64,14 +80,18 @@ toxic_post_max as (
 
 toxic_post as (
     select
-        w.brand, w.window_start, w.window_end, r.rule,
-        case when w.data_status <> 'ok' then null
-             else coalesce(t.max_toxicity, 0) >= r.threshold
+        w.brand,
+        w.window_start,
+        w.window_end,
+        r.rule,
+        case
+            when w.data_status <> 'ok' then null
+            else coalesce(t.max_toxicity, 0) >= r.threshold
         end as is_firing,
         r.severity,
         'max_toxicity_high_reach' as metric,
         t.max_toxicity as metric_value,
-        r.threshold as threshold
+        r.threshold
     from windows as w
     inner join rules as r on r.brand = w.brand and r.rule = 'toxic_post'
     left join toxic_post_max as t on t.brand = w.brand and t.window_start = w.window_start
@@ -80,7 +100,10 @@ toxic_post as (
 -- no_data: nothing to judge (ingest or scoring stalled)
 no_data as (
     select
-        w.brand, w.window_start, w.window_end, r.rule,
+        w.brand,
+        w.window_start,
+        w.window_end,
+        r.rule,
         w.data_status <> 'ok' as is_firing,
         r.severity,
         'window_post_count' as metric,
@@ -91,9 +114,12 @@ no_data as (
 
 candidates as (
     select * from risk_threshold
-    union all select * from risk_spike
-    union all select * from toxic_post
-    union all select * from no_data
+    union all
+    select * from risk_spike
+    union all
+    select * from toxic_post
+    union all
+    select * from no_data
 )
 
 select

@@ -11,9 +11,12 @@ select
     brand,
     window_start,
     window_end,
-    avg(risk_sum) filter (where data_status = 'ok' and mention_count >= {{ min_mentions }}) over w as baseline_risk_mean,
-    stddev_samp(risk_sum) filter (where data_status = 'ok' and mention_count >= {{ min_mentions }}) over w as baseline_risk_std,
-    avg(mention_count) filter (where data_status = 'ok' and mention_count >= {{ min_mentions }}) over w as baseline_mentions_mean,
+    avg(risk_sum) filter (where data_status = 'ok' and mention_count >= {{ min_mentions }})
+        over w as baseline_risk_mean,
+    stddev_samp(risk_sum) filter (where data_status = 'ok' and mention_count >= {{ min_mentions }})
+        over w as baseline_risk_std,
+    avg(mention_count) filter (where data_status = 'ok' and mention_count >= {{ min_mentions }})
+        over w as baseline_mentions_mean,
     count(*) filter (where data_status = 'ok' and mention_count >= {{ min_mentions }}) over w as baseline_windows
 from {{ ref('fct_brand_risk_window') }}
 window w as (

@@ -7,13 +7,14 @@ with source as (
     select *
     from {{ ref('base_post_scores') }}
     -- a post's scores sit in the hour partition of its raw file (its event time)
-    where {{ partition_filter('dt', 'hour') }}
-    {%- if merging() %}
-      and post_id in {{ merged_post_ids() }}
-    {%- endif %}
-    {%- if var('model_version', none) is not none %}
-      and model_version = {{ sql_str(var('model_version')) }}
-    {%- endif %}
+    where
+        {{ partition_filter('dt', 'hour') }}
+        {%- if merging() %}
+        and post_id in {{ merged_post_ids() }}
+        {%- endif %}
+        {%- if var('model_version', none) is not none %}
+        and model_version = {{ sql_str(var('model_version')) }}
+        {%- endif %}
 )
 
 select

@@ -7,10 +7,9 @@
 with source as (
     select *
     from {{ ref('base_raw_posts') }}
-    where {{ window_filter('event_time', 'dt') }}
-    {%- if merging() %}
-      and post_id in {{ merged_post_ids() }}  -- a merge: every copy of the posts the new files name
-    {%- endif %}
+    -- in a merge, every copy of the posts the new files name
+    where
+        {{ window_filter('event_time', 'dt') }}{% if merging() %} and post_id in {{ merged_post_ids() }}{% endif %}
 ),
 
 ranked as (
@@ -21,7 +20,7 @@ ranked as (
     where post_id is not null
     qualify row_number() over (
         partition by post_id
-        order by kafka_timestamp desc nulls last, kafka_offset desc nulls last, kafka_topic, kafka_partition
+        order by kafka_timestamp desc nulls last, kafka_offset desc nulls last, kafka_topic asc, kafka_partition asc
     ) = 1
 )
 
