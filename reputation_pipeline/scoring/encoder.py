@@ -11,13 +11,12 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
-
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reputation_pipeline.scoring.batching import padded_batches
 from reputation_pipeline import settings
+from reputation_pipeline.scoring.batching import padded_batches
 
 if TYPE_CHECKING:
     import torch
