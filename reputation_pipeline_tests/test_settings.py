@@ -81,3 +81,24 @@ def test_defaults_agree_with_the_modules_that_also_name_them():
         DEFAULT_REF}
     assert settings.ALERTS_TOPIC.default == ALERTS_TOPIC
     assert len({s.name for s in settings.ALL}) == len(settings.ALL)
+
+
+def test_no_function_shadows_the_settings_module_it_reads():
+    """A local or parameter named ``settings`` (a KafkaSettings, a DrainSettings) hides the
+    module, and ruff then drops the module's import as unused: ``settings.LAKE`` fails only
+    when that function runs."""
+    import ast
+
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            names = {a.arg for a in fn.args.args + fn.args.kwonlyargs}
+            names |= {t.id for n in ast.walk(fn) if isinstance(n, ast.Assign) for t in n.targets
+                      if isinstance(t, ast.Name)}
+            if "settings" in names and any(
+                    isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "settings"
+                    and n.attr.isupper() for n in ast.walk(fn)):
+                found.append(f"{path.relative_to(PACKAGE)}:{fn.lineno} {fn.name}")
+    assert found == []

@@ -10,7 +10,7 @@ from reputation_pipeline.alerts.publisher import ALERTS_TOPIC, decode_alert
 from reputation_pipeline import settings
 
 
-def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, idle_timeout: float | None = None,
+def tail(kafka, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, idle_timeout: float | None = None,
          as_json: bool = False, out=sys.stdout, max_messages: int | None = None, to_end: bool = False,
          stop=None) -> int:
     """Print alerts as they arrive (one JSON object per line with ``as_json``),
@@ -23,7 +23,7 @@ def tail(settings, topic: str = ALERTS_TOPIC, *, from_beginning: bool = False, i
 
     from reputation_pipeline.alerts.render import alert_line, plain
 
-    consumer = Consumer({**settings.client_config(), "group.id": f"reputation-alerts-tail-{uuid.uuid4().hex}",
+    consumer = Consumer({**kafka.client_config(), "group.id": f"reputation-alerts-tail-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})
     seen: set[str] = set()
     shown = 0

@@ -14,6 +14,8 @@ import threading
 import time
 from collections import Counter
 
+from reputation_pipeline import settings
+
 CRISIS_BRAND = "acme"  # a brand id of the default brands seed
 PLATFORMS = ("x", "reddit")
 
@@ -155,7 +157,7 @@ def _demo(view: _View, started: float, calm_posts: int, crisis_posts: int) -> in
 
     import logging
 
-    settings = KafkaSettings.from_env()
+    kafka = KafkaSettings.from_env()
     instance = get_instance()
     view.say(f"Dagster instance: {os.environ['DAGSTER_HOME']}; lake: {settings.LAKE.get()}")
     view.say("loading the pipeline definitions (dbt manifest, models) ...")
@@ -165,7 +167,7 @@ def _demo(view: _View, started: float, calm_posts: int, crisis_posts: int) -> in
     # topic exists first, so the consumer starts at its end before the first alert)
     seen: list[dict] = []
     topic = settings.ALERTS_TOPIC.get()
-    ensure_topic(settings, topic, 3)
+    ensure_topic(kafka, topic, 3)
 
     class Printer(io.TextIOBase):
         def write(self, line: str) -> int:
@@ -179,7 +181,7 @@ def _demo(view: _View, started: float, calm_posts: int, crisis_posts: int) -> in
             return len(line)
 
     stop_following = threading.Event()
-    follower = threading.Thread(target=tail, args=(settings, topic), daemon=True,
+    follower = threading.Thread(target=tail, args=(kafka, topic), daemon=True,
                                 kwargs={"from_beginning": False, "idle_timeout": None, "as_json": True, "out": Printer(),
                                         "stop": stop_following})
     follower.start()
@@ -189,7 +191,7 @@ def _demo(view: _View, started: float, calm_posts: int, crisis_posts: int) -> in
         produced = 0
         for phase, count, crisis in (("calm", calm_posts, None), ("crisis", crisis_posts, CRISIS_BRAND)):
             for platform in PLATFORMS:
-                produce(settings, platform, count, crisis_brand=crisis, crisis_share=0.4, progress=False)
+                produce(kafka, platform, count, crisis_brand=crisis, crisis_share=0.4, progress=False)
                 produced += count
                 view.stage("produce", f"{produced} posts on {', '.join(PLATFORMS)}"
                            + (f", the last {crisis_posts * len(PLATFORMS)} with a crisis for {crisis!r}" if crisis else ""))
