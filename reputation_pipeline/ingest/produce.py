@@ -50,6 +50,7 @@ def produce(
     crisis_share: float = 0.0,
     seed: int = 7,
     progress: bool = True,
+    late_share: float = SyntheticConfig.late_share,
 ) -> dict:
     topic = topic_for(platform)
     ensure_topic(settings, topic, partitions)
@@ -71,7 +72,7 @@ def produce(
     from tqdm import tqdm
 
     gen = PostGenerator(SyntheticConfig(platform, seed=seed, run_id=uuid.uuid4().hex[:10],
-                                        crisis_brand=crisis_brand, crisis_share=crisis_share))
+                                        crisis_brand=crisis_brand, crisis_share=crisis_share, late_share=late_share))
     lines = open(file, "rb") if file else None
     total = count + bad
     bar = tqdm(total=total, unit="msg", disable=not progress or total < 5000, file=sys.stderr)

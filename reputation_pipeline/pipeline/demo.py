@@ -191,7 +191,10 @@ def _demo(view: _View, started: float, calm_posts: int, crisis_posts: int) -> in
         produced = 0
         for phase, count, crisis in (("calm", calm_posts, None), ("crisis", crisis_posts, CRISIS_BRAND)):
             for platform in PLATFORMS:
-                produce(kafka, platform, count, crisis_brand=crisis, crisis_share=0.4, progress=False)
+                # every post of the current hour: late posts spread over the last 36 h leave hours
+                # with no post at all inside the alert horizon, and no_data then fires for every
+                # brand on each (right for a live stream that stops, noise in a demo that starts)
+                produce(kafka, platform, count, crisis_brand=crisis, crisis_share=0.4, progress=False, late_share=0.0)
                 produced += count
                 view.stage("produce", f"{produced} posts on {', '.join(PLATFORMS)}"
                            + (f", the last {crisis_posts * len(PLATFORMS)} with a crisis for {crisis!r}" if crisis else ""))
