@@ -22,17 +22,16 @@ rules as (
     where enabled
 ),
 
+-- Each rule says whether the window meets it (is_met); the final select turns that into
+-- is_firing, null for every rule but no_data when the window had no data to judge.
+
 -- risk_threshold: the reach-weighted risk of the window's mentions is high
 risk_threshold as (
     select
         w.brand,
         w.window_start,
-        w.window_end,
         r.rule,
-        case
-            when w.data_status <> 'ok' then null
-            else w.mention_count >= r.min_volume and coalesce(w.weighted_risk, 0) >= r.threshold
-        end as is_firing,
+        w.mention_count >= r.min_volume and coalesce(w.weighted_risk, 0) >= r.threshold as is_met,
         case when w.weighted_risk >= r.critical_threshold then 'critical' else r.severity end as severity,
         'weighted_risk' as metric,
         w.weighted_risk as metric_value,
@@ -45,16 +44,13 @@ risk_spike as (
     select
         w.brand,
         w.window_start,
-        w.window_end,
         r.rule,
-        case
-            when w.data_status <> 'ok' then null
-            else
-                w.mention_count >= r.min_volume
-                and w.baseline_windows >= r.min_baseline_windows
-                and w.risk_sum > w.baseline_risk_mean + r.k_sigma * coalesce(w.baseline_risk_std, 0)
-                and w.risk_sum > w.baseline_risk_mean
-        end as is_firing,
+        (
+            w.mention_count >= r.min_volume
+            and w.baseline_windows >= r.min_baseline_windows
+            and w.risk_sum > w.baseline_risk_mean + r.k_sigma * coalesce(w.baseline_risk_std, 0)
+            and w.risk_sum > w.baseline_risk_mean
+        ) as is_met,
         case
             when (w.risk_sum - w.baseline_risk_mean) / nullif(w.baseline_risk_std, 0) >= r.critical_threshold
                 then 'critical'
@@ -82,12 +78,8 @@ toxic_post as (
     select
         w.brand,
         w.window_start,
-        w.window_end,
         r.rule,
-        case
-            when w.data_status <> 'ok' then null
-            else coalesce(t.max_toxicity, 0) >= r.threshold
-        end as is_firing,
+        coalesce(t.max_toxicity, 0) >= r.threshold as is_met,
         r.severity,
         'max_toxicity_high_reach' as metric,
         t.max_toxicity as metric_value,
@@ -102,9 +94,8 @@ no_data as (
     select
         w.brand,
         w.window_start,
-        w.window_end,
         r.rule,
-        w.data_status <> 'ok' as is_firing,
+        w.data_status <> 'ok' as is_met,
         r.severity,
         'window_post_count' as metric,
         cast(w.window_post_count as double) as metric_value,
@@ -128,9 +119,9 @@ select
     brands.brand_name,
     c.rule,
     c.window_start,
-    c.window_end,
-    c.is_firing,
-    case when c.is_firing then c.severity end as severity,
+    w.window_end,
+    case when c.rule = 'no_data' or w.data_status = 'ok' then c.is_met end as is_firing,
+    case when c.is_met and (c.rule = 'no_data' or w.data_status = 'ok') then c.severity end as severity,
     c.metric,
     c.metric_value,
     c.threshold,

@@ -5,21 +5,15 @@
 -- depends_on: {{ ref('brands') }}
 {%- set brands_csv = env_var('REPUTATION_BRANDS_CSV', '') %}
 with source as (
-    {%- if brands_csv %}
     select
         brand,
         keywords,
         handles,
         hashtags,
         exclusions
+    {%- if brands_csv %}
     from read_csv({{ sql_str(brands_csv) }}, header = true, all_varchar = true)
     {%- else %}
-    select
-        brand,
-        keywords,
-        handles,
-        hashtags,
-        exclusions
     from {{ ref('brands') }}
     {%- endif %}
 )
