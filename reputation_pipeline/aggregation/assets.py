@@ -86,7 +86,8 @@ def _build_window(context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt
         # rebuilds the marts without reloading them must find the window there
         with contextlib.closing(warehouse.connect(lake.uri)) as conn:
             if not window_loaded(conn, window.start, window.end):
-                raise dg.Failure(f"base_raw_posts / base_post_scores do not hold [{window.start}, {window.end}): "
+                base = " / ".join(m.name for m in window_models().base_tables)
+                raise dg.Failure(f"{base} do not hold [{window.start}, {window.end}): "
                                  "materialize them in the same run (select the models' upstream dbt assets too)")
     if WINDOW_TABLE_KEYS <= selected:  # the window's tables
         fingerprint = reference_fingerprint() + json.dumps(dict(dbt_vars), sort_keys=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 BUNDLE_FORMAT = "reputation-heads/1"
 HEADS_FILE = "heads.safetensors"
 META_FILE = "heads.json"
@@ -29,21 +31,21 @@ def read_meta(folder: str | Path) -> dict:
     return meta
 
 
-def head_arrays(folder: str | Path, meta: dict) -> dict[str, dict[str, "np.ndarray"]]:  # noqa: F821
+def head_arrays(folder: str | Path, meta: dict) -> dict[str, dict[str, np.ndarray]]:
     """Per task, its head's parameters as float32 numpy arrays (``mu``, ``sigma``,
     ``net.<i>.weight``/``bias``: the torch state-dict names)."""
     from safetensors.numpy import load_file
 
     tensors = load_file(str(Path(folder) / HEADS_FILE))
-    return {task: {k[len(task) + 1:]: v.astype("float32") for k, v in tensors.items() if k.startswith(task + ".")}
+    return {task: {k[len(task) + 1:]: v.astype(np.float32) for k, v in tensors.items() if k.startswith(task + ".")}
             for task in meta["tasks"]}
 
 
-def adapter_arrays(folder: str | Path, meta: dict) -> dict[str, "np.ndarray"] | None:  # noqa: F821
+def adapter_arrays(folder: str | Path, meta: dict) -> dict[str, np.ndarray] | None:
     """The bundle's encoder adapter as float32 numpy arrays, or None for a frozen encoder."""
     spec = meta.get("adapter")
     if not spec:
         return None
     from safetensors.numpy import load_file
 
-    return {k: v.astype("float32") for k, v in load_file(str(Path(folder) / spec["file"])).items()}
+    return {k: v.astype(np.float32) for k, v in load_file(str(Path(folder) / spec["file"])).items()}

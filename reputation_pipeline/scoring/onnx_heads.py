@@ -201,7 +201,7 @@ class OnnxHeads:
         adapter = adapter_arrays(bundle, meta)
         if adapter is not None:
             weights = merge_lora(weights, adapter, float(meta["adapter"]["alpha"]), int(meta["adapter"]["rank"]))
-        self.tasks = tuple(meta["tasks"])
+        self.labels = {t: len(spec["labels"]) for t, spec in meta["tasks"].items()}
         biases = {t: spec.get("logit_bias") or [0.0] * len(spec["labels"]) for t, spec in meta["tasks"].items()}
         model = build_graph(config, weights, meta["features"], head_arrays(bundle, meta), biases)
         options = ort.SessionOptions()
@@ -214,12 +214,10 @@ class OnnxHeads:
     def predict(self, tokenizer, texts: Sequence[str], tasks: Sequence[str], *, max_length: int, max_batch: int,
                 token_budget: int, bucketing: bool = True) -> dict[str, np.ndarray]:
         names = [f"probs.{t}" for t in tasks]
-        out = {t: np.zeros((len(texts), 0), dtype=np.float32) for t in tasks}
+        out = {t: np.zeros((len(texts), self.labels[t]), dtype=np.float32) for t in tasks}
         for rows, input_ids, mask in padded_batches(tokenizer, texts, max_length=max_length, max_batch=max_batch,
                                                      token_budget=token_budget, bucketing=bucketing):
             res = self.session.run(names, {"input_ids": input_ids, "attention_mask": mask})
             for t, p in zip(tasks, res):
-                if out[t].shape[1] == 0:
-                    out[t] = np.zeros((len(texts), p.shape[1]), dtype=np.float32)
                 out[t][rows] = p
         return out
