@@ -80,6 +80,8 @@ def _tiny_data(root: Path) -> Path:
     names = {0: "negative", 1: "neutral", 2: "positive"}
     rows = sample([(neg, 0), (neu, 1), (pos, 2)], 30, "s")
     (semeval / "twitter-2013train-A.txt").write_text("".join(f"{i}\t{names[y]}\t{t}\n" for i, (t, y) in enumerate(rows)))
+    newer = sample([(neg, 0), (neu, 1), (pos, 2)], 6, "n")  # the newer-data dev split
+    (semeval / "twitter-2016dev-A.txt").write_text("".join(f"{100 + i}\t{names[y]}\t{t}\n" for i, (t, y) in enumerate(newer)))
     write("sentiment", "val", sample([(neg, 0), (neu, 1), (pos, 2)], 9, "v"))
     for task in ("offensive", "hate"):
         write(task, "train", sample([(pos + neu, 0), (neg, 1)], 30, "t"))
@@ -104,7 +106,13 @@ def test_models_train_smoke_on_cpu_writes_a_loadable_bundle(tmp_path):
     assert meta["model_version"].startswith("minilm6-lora-") and meta["adapter"]["rank"] == 16
     assert set(meta["validation_metrics"]) == {"sentiment", "offensive", "hate"}
     assert meta["training"]["config"]["seed"] == 13 and meta["training"]["data_files"]
-    assert meta["tasks"]["sentiment"]["train"]["sources"] == {"semeval2017_task4a/twitter-2013train-A.txt": 30}
+    sentiment = meta["tasks"]["sentiment"]["train"]
+    assert sentiment["sources"] == {"semeval2017_task4a/twitter-2013train-A.txt": 30,
+                                    "semeval2017_task4a/twitter-2016dev-A.txt": 6}
+    # selected and calibrated on the held-out newer set; the other tasks on a seeded tenth
+    assert sentiment["n_dev"] == 6 and sentiment["dev"] == "held-out sources semeval2017_task4a/twitter-2016dev-A.txt"
+    assert meta["tasks"]["hate"]["train"]["dev"] == "seeded 10% of train"
+    assert meta["calibration"]["tasks"]["sentiment"]["n_dev"] == 6
     assert sum(p.stat().st_size for p in out.iterdir()) < 3_000_000
     assert meta["training"]["auxiliary_tasks"]["emotion"]["n"] == 16 and meta["training"]["config"]["ema"] == 0.9
     assert set(meta["tasks"]) == {"sentiment", "offensive", "hate"}  # the auxiliary head is not exported
@@ -116,6 +124,15 @@ def test_models_train_smoke_on_cpu_writes_a_loadable_bundle(tmp_path):
     res = scorer.score(["hate this garbage", "love this so much"])
     for task, p in res.probs.items():
         assert p.shape[0] == 2 and np.allclose(p.sum(-1), 1.0, atol=1e-4), task
+
+
+def test_models_train_refuses_a_dev_source_it_does_not_have(tmp_path):
+    from reputation_pipeline.scoring.finetune import FinetuneConfig, train
+
+    data = _tiny_data(tmp_path / "data")
+    with pytest.raises(ValueError, match="twitter-2099dev-A.txt"):
+        train(tmp_path / "bundle", data_dir=data, device="cpu", log=lambda m: None,
+              config=FinetuneConfig(epochs=1, dev_sources=("semeval2017_task4a/twitter-2099dev-A.txt",)))
 
 
 def test_fit_bias_moves_the_decision_to_the_best_threshold():

@@ -1,6 +1,7 @@
 """Decision calibration of a heads bundle: one additive logit bias per task and
-label, fitted on the seeded dev split of the training data (never on TweetEval
-val) to maximize the task's metric.
+label, fitted on the dev split the bundle was selected on (:func:`selection_split`:
+held-out source files where the training named them, else a seeded 10% of the
+training data; never TweetEval val) to maximize the task's metric.
 
 Class-balanced training does not put the decision boundary where macro-F1 /
 macro-recall is best; a bias moves it. It is applied to the logits before the
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reputation_pipeline.scoring.data import LABELS, TASKS, default_data_dir, load_task
+from reputation_pipeline.scoring.data import LABELS, TASKS, Split, default_data_dir, load_task, overlap_key
 from reputation_pipeline.scoring.bundle import ADAPTER_FILE, HEADS_FILE, META_FILE
 from reputation_pipeline.scoring.metrics import task_metric
 
@@ -27,6 +28,27 @@ def dev_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.random.default_rng(seed).permutation(n)
     n_dev = max(1, n // 10)
     return idx[n_dev:], idx[:n_dev]
+
+
+def selection_split(split: Split, seed: int, dev_sources=()) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, dev) row indices of a task's training data. Where the task has rows
+    from ``dev_sources`` (held-out source files, e.g. the newest sets), those rows
+    are the dev split and fit rows that are copies of one of them (same
+    :func:`overlap_key`) are dropped; otherwise the seeded 10% of
+    :func:`dev_split`. Fit rows come in a seeded order either way."""
+    held = set(dev_sources)
+    dev = np.asarray([i for i, s in enumerate(split.sources) if s in held], dtype=np.int64)
+    if not len(dev):
+        return dev_split(len(split.labels), seed)
+    keys = {overlap_key(split.texts[i]) for i in dev} - {""}
+    fit = np.asarray([i for i, (t, s) in enumerate(zip(split.texts, split.sources))
+                      if s not in held and overlap_key(t) not in keys], dtype=np.int64)
+    return np.random.default_rng(seed).permutation(fit), dev
+
+
+def dev_description(split: Split, dev_sources=()) -> str:
+    held = sorted(set(dev_sources) & set(split.sources))
+    return f"held-out sources {', '.join(held)}" if held else "seeded 10% of train"
 
 
 def fit_bias(task: str, probs: np.ndarray, y: np.ndarray) -> tuple[list[float], float, float]:
@@ -50,6 +72,25 @@ def fit_bias(task: str, probs: np.ndarray, y: np.ndarray) -> tuple[list[float], 
     return [round(b, 4) for b in best[2]], float(before), float(best[0])
 
 
+def cross_fit(task: str, probs: np.ndarray, y: np.ndarray, groups: list[str]) -> dict[str, dict]:
+    """Whether a bias fitted on some sets carries to another: for each group of
+    a dev split made of two or more (e.g. its source files), the bias fitted on
+    the other groups, measured on that one ({} for a single group)."""
+    y, groups_arr = np.asarray(y), np.asarray(groups)
+    names = sorted(set(groups))
+    out: dict[str, dict] = {}
+    if len(names) < 2:
+        return out
+    logp = np.log(np.clip(probs, 1e-9, 1.0))
+    for g in names:
+        held = groups_arr == g
+        bias, _, _ = fit_bias(task, probs[~held], y[~held])
+        before = task_metric(task, y[held], logp[held].argmax(-1))[1]
+        after = task_metric(task, y[held], (logp[held] + np.asarray(bias)).argmax(-1))[1]
+        out[g] = {"n": int(held.sum()), "bias_from_the_others": bias, "before": round(before, 4), "after": round(after, 4)}
+    return out
+
+
 def bundle_version(folder: Path, meta: dict, prefix: str) -> str:
     """``<prefix>-<digest>`` over the weights and the decision biases."""
     h = hashlib.sha256((folder / HEADS_FILE).read_bytes())
@@ -71,6 +112,7 @@ def calibrate(folder: Path, *, data_dir: Path | None = None, seed: int | None = 
     meta = json.loads((folder / META_FILE).read_text())
     train_cfg = meta.get("training", {})
     seed = seed if seed is not None else int(train_cfg.get("config", {}).get("seed", train_cfg.get("seed", 13)))
+    dev_sources = tuple(train_cfg.get("config", {}).get("dev_sources", ()))  # the split the bundle was selected on
     tasks = [t for t in TASKS if t in meta["tasks"]]
 
     def scorer() -> Scorer:  # a fresh scorer: the bundle's biases are read at load time
@@ -80,15 +122,23 @@ def calibrate(folder: Path, *, data_dir: Path | None = None, seed: int | None = 
     report = {}
     for task in tasks:
         tr, _ = load_task(task, data_dir)
-        _, dev = dev_split(len(tr.labels), seed)
+        _, dev = selection_split(tr, seed, dev_sources)
         probs = current.score([tr.texts[i] for i in dev]).probs[task]
-        delta, before, after = fit_bias(task, probs, np.asarray(tr.labels)[dev])
+        y_dev = np.asarray(tr.labels)[dev]
+        delta, before, after = fit_bias(task, probs, y_dev)
+        crossed = cross_fit(task, probs, y_dev, [tr.sources[i] for i in dev])
         spec = meta["tasks"][task]
         old = spec.get("logit_bias") or [0.0] * len(LABELS[task])
         spec["logit_bias"] = [round(a + b, 4) for a, b in zip(old, delta)]
-        report[task] = {"dev_before": round(before, 4), "dev_after": round(after, 4), "logit_bias": spec["logit_bias"]}
+        report[task] = {"dev": dev_description(tr, dev_sources), "n_dev": int(len(dev)), "dev_before": round(before, 4),
+                        "dev_after": round(after, 4), "logit_bias": spec["logit_bias"]}
         log(f"[{task}] dev {before:.4f} -> {after:.4f} with logit bias {spec['logit_bias']}")
-    meta["calibration"] = {"method": "per-task additive logit bias, grid search on the seeded 10% dev split of train",
+        if crossed:
+            report[task]["cross_fit"] = crossed
+            for g, r in crossed.items():
+                log(f"[{task}]   fitted without {g}: {r['before']:.4f} -> {r['after']:.4f} on it "
+                    f"(bias {r['bias_from_the_others']})")
+    meta["calibration"] = {"method": "per-task additive logit bias, grid search on the dev split the bundle was selected on",
                            "seed": seed, "tasks": report}
     prefix = meta["model_version"].rsplit("-", 1)[0] if meta.get("model_version") else "bundle"
     meta["model_version"] = bundle_version(folder, meta, prefix)

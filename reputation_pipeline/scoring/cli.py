@@ -31,7 +31,9 @@ def _train(args: argparse.Namespace) -> int:
         aux_tasks=tuple(x for x in args.aux.split(",") if x) if args.aux is not None else defaults.aux_tasks,
         oversample=tuple(x for x in args.oversample.split(",") if x) if args.oversample is not None else defaults.oversample,
         ema=args.ema if args.ema is not None else defaults.ema,
-        label_smoothing=args.label_smoothing if args.label_smoothing is not None else defaults.label_smoothing)
+        label_smoothing=args.label_smoothing if args.label_smoothing is not None else defaults.label_smoothing,
+        dev_sources=tuple(x for x in args.dev_sources.split(",") if x) if args.dev_sources is not None
+        else defaults.dev_sources)
     finetune(out, data_dir=args.data, config=cfg, device=args.device, threads=args.threads,
              calibrate_after=not args.no_calibrate, log=log)
     return 0
@@ -47,15 +49,22 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from reputation_pipeline.scoring.evaluate import evaluate
+    from reputation_pipeline.scoring.evaluate import evaluate, evaluate_split
 
+    if (args.split is None) == (args.texts is None or args.labels is None):
+        raise SystemExit("models eval: give --texts and --labels, or --split")
     if args.int8:  # the torch engine
         from reputation_pipeline.scoring.models import require_torch
 
         require_torch("--int8").set_num_threads(args.threads)
-    name, value, info = evaluate(args.task, args.texts, args.labels, args.model, quantize=args.int8,
-                                 threads=args.threads)
-    print(f"task={args.task} model={args.model} int8={args.int8} n={info['n']} seconds={info['seconds']}")
+    if args.split:
+        name, value, info = evaluate_split(args.task, args.split, args.model, data_dir=args.data,
+                                           quantize=args.int8, threads=args.threads)
+    else:
+        name, value, info = evaluate(args.task, args.texts, args.labels, args.model, quantize=args.int8,
+                                     threads=args.threads)
+    source = f" split={args.split} ({info['source']})" if args.split else ""
+    print(f"task={args.task} model={args.model}{source} int8={args.int8} n={info['n']} seconds={info['seconds']}")
     print(f"{name}={value:.3f}")
     return 0
 
@@ -85,6 +94,9 @@ def register_cli(subparsers) -> None:
     t.add_argument("--oversample", help="task=factor passes per epoch, e.g. offensive=2 ('' = none)")
     t.add_argument("--ema", type=float, help="decay of the weights' moving average kept as the model (0 = off)")
     t.add_argument("--label-smoothing", type=float)
+    t.add_argument("--dev-sources", help="training files held out as the dev split (selection and calibration), "
+                                         "e.g. semeval2017_task4a/twitter-2016dev-A.txt; default: the SemEval 2016 "
+                                         "dev sets for sentiment; '' = a seeded 10%% of train for every task")
     t.add_argument("--no-calibrate", action="store_true", help="skip the decision calibration after training")
     t.add_argument("--limit", type=int, default=0, help="cap examples per task (smoke runs)")
     t.add_argument("--cache-dir", help="heads method: encoder feature cache (default ~/.cache/reputation_pipeline/features)")
@@ -98,8 +110,12 @@ def register_cli(subparsers) -> None:
     c.set_defaults(func=_calibrate)
     e = sub.add_parser("eval", help="print a task's metric on TweetEval-format files")
     e.add_argument("--task", required=True, choices=["sentiment", "offensive", "hate"])
-    e.add_argument("--texts", required=True, type=Path)
-    e.add_argument("--labels", required=True, type=Path)
+    e.add_argument("--texts", type=Path, help="one text per line (TweetEval format)")
+    e.add_argument("--labels", type=Path, help="one integer label per line")
+    e.add_argument("--split", choices=["val", "dev"],
+                   help="instead of --texts/--labels: TweetEval validation, or the dev split the default training "
+                        "selects on (sentiment: the newer-data split, the SemEval 2016 dev sets)")
+    e.add_argument("--data", help="labeled data folder for --split (default: ../shared/data or $REPUTATION_SCORING_DATA)")
     e.add_argument("--model", default="default", help="'default', a heads bundle, a local model path or hub id")
     e.add_argument("--int8", action="store_true", help="int8 dynamically quantized encoder (optional fast path)")
     e.add_argument("--threads", type=int, default=2)

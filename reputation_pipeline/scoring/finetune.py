@@ -9,8 +9,10 @@ two MB, float16); the encoder comes from its package.
 
 Batches are single-task, length-bucketed and shuffled across tasks; the loss
 is class-balanced cross-entropy (the metrics are macro-averaged). The epoch is
-chosen on a seeded 10% dev split of the training data (mean of the three task
-metrics); the TweetEval validation splits are only measured. Runs on CUDA when
+chosen on dev splits held out of training (mean of the three task metrics):
+sentiment's is the newer-data split (``data.NEWER_DEV_SOURCES``), offensive's and
+hate's a seeded 10% of their training data; the decision biases are then fitted on
+the same splits. The TweetEval validation splits are only measured. Runs on CUDA when
 present (bf16 autocast), else on the CPU.
 """
 from __future__ import annotations
@@ -27,8 +29,9 @@ import torch
 from torch import nn
 
 from reputation_pipeline.scoring.adapters import DEFAULT_TARGETS, adapter_state, inject_lora
-from reputation_pipeline.scoring.calibrate import bundle_version, calibrate, dev_split
-from reputation_pipeline.scoring.data import LABELS, TASKS, default_data_dir, load_aux_task, load_task, overlap_key
+from reputation_pipeline.scoring.calibrate import bundle_version, calibrate, dev_description, selection_split
+from reputation_pipeline.scoring.data import (LABELS, NEWER_DEV_SOURCES, TASKS, default_data_dir, load_aux_task,
+                                               load_task, overlap_key)
 from reputation_pipeline.scoring.encoder import BUILTIN_ENCODER, load_encoder, pool, resolve_model_ref
 from reputation_pipeline.scoring.bundle import ADAPTER_FILE, BUNDLE_FORMAT
 from reputation_pipeline.scoring.heads import Head, save_bundle
@@ -63,6 +66,9 @@ class FinetuneConfig:
     oversample: tuple[str, ...] = ()
     ema: float = 0.0  # decay of an exponential moving average of the trained weights (0 = off)
     label_smoothing: float = 0.0
+    # training source files held out as a task's dev split (selection and calibration);
+    # a task with none of them gets a seeded 10% of its training data
+    dev_sources: tuple[str, ...] = NEWER_DEV_SOURCES
 
 
 def parse_oversample(specs: tuple[str, ...], tasks) -> dict[str, float]:
@@ -196,10 +202,12 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
 
     data: dict[str, dict] = {}
     val_keys: set[str] = set()  # the analyses' validation tweets, kept out of the auxiliary data
+    seen_sources: set[str] = set()
     for task in TASKS:
         tr, va = load_task(task, data_dir)
+        seen_sources.update(tr.sources)
         val_keys.update(map(overlap_key, va.texts))
-        fit, dv = dev_split(len(tr.labels), cfg.seed)
+        fit, dv = selection_split(tr, cfg.seed, cfg.dev_sources)
         if cfg.limit:
             fit, dv = fit[: cfg.limit], dv[: max(1, cfg.limit // 10)]
             va.texts, va.labels = va.texts[: cfg.limit], va.labels[: cfg.limit]
@@ -212,8 +220,14 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
             "fit_ids": [ids[i] for i in fit], "fit_y": y[fit], "dev_ids": [ids[i] for i in dv], "dev_y": y[dv],
             "val_ids": tokenize(va.texts), "val_y": np.asarray(va.labels),
             "sources": sources, "n": len(y), "label_counts": np.bincount(y, minlength=len(LABELS[task])).tolist(),
+            "dev": dev_description(tr, cfg.dev_sources),
         }
-        log(f"[{task}] {len(fit)} fit / {len(dv)} dev examples; validation {len(va.labels)} (measured only)")
+        log(f"[{task}] {len(fit)} fit / {len(dv)} dev examples ({data[task]['dev']}); "
+            f"validation {len(va.labels)} (measured only)")
+    missing = sorted(set(cfg.dev_sources) - seen_sources)
+    if missing:  # a typo would otherwise quietly select on a random split
+        raise ValueError(f"dev sources with no training rows under {data_dir}: {missing}; "
+                         f"the sources are {sorted(seen_sources)}")
     labels = {t: LABELS[t] for t in TASKS}
     for task in cfg.aux_tasks:
         tr, labels[task] = load_aux_task(task, data_dir, exclude=val_keys)
@@ -278,7 +292,8 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
         task_meta = {
             t: {"labels": list(LABELS[t]), "in_dim": in_dim, "hidden": cfg.head_hidden,
                 "train": {"sources": data[t]["sources"], "n": data[t]["n"], "label_counts": data[t]["label_counts"],
-                          "n_fit": len(data[t]["fit_y"]), "n_dev": len(data[t]["dev_y"]), "dev_metric": best_dev[t]},
+                          "n_fit": len(data[t]["fit_y"]), "n_dev": len(data[t]["dev_y"]), "dev": data[t]["dev"],
+                          "dev_metric": best_dev[t]},
                 "validation": {"source": f"tweeteval/{t}/val", **val[t]}}
             for t in TASKS
         }
@@ -305,8 +320,9 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
                 "loss": "class-balanced cross-entropy, single-task batches shuffled across tasks",
                 "auxiliary_tasks": {t: {"source": f"tweeteval/{t}/train", "n": data[t]["n"], "labels": list(labels[t])}
                                     for t in cfg.aux_tasks},
-                "selection": "epoch with the best mean task metric on a seeded 10% dev split of train; "
-                             "TweetEval val is measured only (training rows whose text occurs in val are dropped)",
+                "selection": "epoch with the best mean task metric on the tasks' dev splits (held-out sources where "
+                             "the config names them, else a seeded 10% of train); TweetEval val is measured only "
+                             "(training rows whose text occurs in val are dropped)",
                 "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)}, bf16 autocast)" if amp else ""),
                 "encoder_weights": {"path": str(enc_file.parent), "sha256": enc_sha},
                 "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
@@ -375,5 +391,5 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
     export(best, cfg.epochs)
     if not calibrate_after:
         return json.loads((out_dir / "heads.json").read_text())
-    log("calibrating the decision biases on the dev split")
+    log("calibrating the decision biases on the dev splits")
     return calibrate(out_dir, data_dir=data_dir, seed=cfg.seed, log=log)
