@@ -80,8 +80,9 @@ def _tiny_data(root: Path) -> Path:
     names = {0: "negative", 1: "neutral", 2: "positive"}
     rows = sample([(neg, 0), (neu, 1), (pos, 2)], 30, "s")
     (semeval / "twitter-2013train-A.txt").write_text("".join(f"{i}\t{names[y]}\t{t}\n" for i, (t, y) in enumerate(rows)))
-    newer = sample([(neg, 0), (neu, 1), (pos, 2)], 6, "n")  # the newer-data dev split
-    (semeval / "twitter-2016dev-A.txt").write_text("".join(f"{100 + i}\t{names[y]}\t{t}\n" for i, (t, y) in enumerate(newer)))
+    for k, name in enumerate(("twitter-2016dev-A.txt", "twitter-2016devtest-A.txt")):  # the newer-data dev split
+        newer = sample([(neg, 0), (neu, 1), (pos, 2)], 3, f"n{k}-")
+        (semeval / name).write_text("".join(f"{100 * (k + 1) + i}\t{names[y]}\t{t}\n" for i, (t, y) in enumerate(newer)))
     write("sentiment", "val", sample([(neg, 0), (neu, 1), (pos, 2)], 9, "v"))
     for task in ("offensive", "hate"):
         write(task, "train", sample([(pos + neu, 0), (neg, 1)], 30, "t"))
@@ -108,11 +109,14 @@ def test_models_train_smoke_on_cpu_writes_a_loadable_bundle(tmp_path):
     assert meta["training"]["config"]["seed"] == 13 and meta["training"]["data_files"]
     sentiment = meta["tasks"]["sentiment"]["train"]
     assert sentiment["sources"] == {"semeval2017_task4a/twitter-2013train-A.txt": 30,
-                                    "semeval2017_task4a/twitter-2016dev-A.txt": 6}
-    # selected and calibrated on the held-out newer set; the other tasks on a seeded tenth
-    assert sentiment["n_dev"] == 6 and sentiment["dev"] == "held-out sources semeval2017_task4a/twitter-2016dev-A.txt"
+                                    "semeval2017_task4a/twitter-2016dev-A.txt": 3,
+                                    "semeval2017_task4a/twitter-2016devtest-A.txt": 3}
+    # selected and calibrated on the held-out newer sets; the other tasks on a seeded tenth
+    assert sentiment["n_dev"] == 6 and sentiment["dev"].startswith("held-out sources semeval2017_task4a/twitter-2016dev-A")
     assert meta["tasks"]["hate"]["train"]["dev"] == "seeded 10% of train"
-    assert meta["calibration"]["tasks"]["sentiment"]["n_dev"] == 6
+    calibrated = meta["calibration"]["tasks"]
+    assert calibrated["sentiment"]["n_dev"] == 6 and len(calibrated["sentiment"]["cross_fit"]) == 2
+    assert "cross_fit" not in calibrated["hate"]
     assert sum(p.stat().st_size for p in out.iterdir()) < 3_000_000
     assert meta["training"]["auxiliary_tasks"]["emotion"]["n"] == 16 and meta["training"]["config"]["ema"] == 0.9
     assert set(meta["tasks"]) == {"sentiment", "offensive", "hate"}  # the auxiliary head is not exported

@@ -227,7 +227,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
     missing = sorted(set(cfg.dev_sources) - seen_sources)
     if missing:  # a typo would otherwise quietly select on a random split
         raise ValueError(f"dev sources with no training rows under {data_dir}: {missing}; "
-                         f"the sources are {sorted(seen_sources)}")
+                         f"the sources are {sorted(seen_sources)} (models train --dev-sources names others; '' = a seeded 10%)")
     labels = {t: LABELS[t] for t in TASKS}
     for task in cfg.aux_tasks:
         tr, labels[task] = load_aux_task(task, data_dir, exclude=val_keys)
