@@ -26,7 +26,11 @@ def evaluate(task: str, texts_file: Path, labels_file: Path, model: str = DEFAUL
     if task not in LABELS:
         raise SystemExit(f"unknown task {task!r}; one of {sorted(LABELS)}")
     texts, labels = read_tweeteval(Path(texts_file), Path(labels_file))
-    texts = [_clean_tweeteval(task, t) for t in texts]
+    return _measure(task, [_clean_tweeteval(task, t) for t in texts], labels, model, quantize, threads)
+
+
+def _measure(task: str, texts: list[str], labels: list[int], model: str, quantize: bool,
+             threads: int) -> tuple[str, float, dict]:
     t0 = time.time()
     pred = predict_labels(task, texts, model, quantize, threads)
     name, value = task_metric(task, labels, pred)
@@ -53,7 +57,5 @@ def split_rows(task: str, split: str, data_dir: Path | None = None) -> tuple[lis
 def evaluate_split(task: str, split: str, model: str = DEFAULT_REF, data_dir: Path | None = None,
                    quantize: bool = False, threads: int = 0) -> tuple[str, float, dict]:
     texts, labels, source = split_rows(task, split, data_dir)
-    t0 = time.time()
-    pred = predict_labels(task, texts, model, quantize, threads)
-    name, value = task_metric(task, labels, pred)
-    return name, value, {"n": len(labels), "seconds": round(time.time() - t0, 1), "source": source}
+    name, value, info = _measure(task, texts, labels, model, quantize, threads)
+    return name, value, {**info, "source": source}
