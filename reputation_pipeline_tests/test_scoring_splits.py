@@ -1,4 +1,5 @@
-"""The dev splits models are selected and calibrated on (pure: no model, no torch)."""
+"""The dev splits models are selected and calibrated on, and the calibration fitted on them (pure, but for
+two tests that score with the committed default on a tiny data folder: the ONNX engine, no torch)."""
 from __future__ import annotations
 
 import numpy as np
@@ -118,3 +119,57 @@ def test_a_bias_that_loses_across_the_held_out_sets_is_not_kept():
     assert bias_carries({"a": {"before": 0.60, "after": 0.62}, "b": {"before": 0.64, "after": 0.63}})
     # the default sentiment model's figures: +0.001 on one 2016 set, -0.014 on the other
     assert not bias_carries({"a": {"before": 0.5989, "after": 0.5999}, "b": {"before": 0.6372, "after": 0.6236}})
+
+
+def test_without_bias_recovers_the_unbiased_outputs():
+    from reputation_pipeline.scoring.calibrate import without_bias
+
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet([1, 1, 1], 200)
+    bias = np.asarray([0.7, 0.0, -0.4])
+    biased = np.exp(np.log(probs) + bias)
+    biased /= biased.sum(-1, keepdims=True)
+    assert np.allclose(without_bias(biased, bias), probs, atol=1e-9)
+    assert without_bias(probs, [0.0, 0.0, 0.0]) is probs
+
+
+def _three_task_data(root):
+    _data(root)
+    rng = np.random.default_rng(2)
+    words = {0: ["thanks for the update", "nice weather today", "see you at lunch"],
+             1: ["you are a stupid idiot", "shut up you moron", "what a disgusting loser"]}
+    for task in ("offensive", "hate"):
+        folder = root / "tweeteval" / task
+        folder.mkdir(parents=True)
+        for split, n in (("train", 40), ("val", 6)):
+            ys = [int(y) for y in rng.integers(0, 2, n)]
+            texts = [f"{words[y][i % 3]} {split} {i}" for i, y in enumerate(ys)]
+            (folder / f"{split}_text.txt").write_text("\n".join(texts) + "\n")
+            (folder / f"{split}_labels.txt").write_text("\n".join(map(str, ys)) + "\n")
+    return root
+
+
+def test_calibrate_fits_from_the_unbiased_outputs_so_a_second_pass_changes_nothing(tmp_path):
+    import json
+    import shutil
+
+    from reputation_pipeline.scoring.bundle import META_FILE
+    from reputation_pipeline.scoring.calibrate import calibrate
+    from reputation_pipeline.scoring.models import DEFAULT_MODELS_DIR
+
+    data = _three_task_data(tmp_path / "data")
+    results = {}
+    # the same weights with no bias and with biases no single fit could undo: every pass fits from scratch
+    for name, preset in (("zero", {}), ("skewed", {"sentiment": [1.0, 0.0, -1.0], "offensive": [0.0, 3.0]})):
+        folder = tmp_path / name
+        shutil.copytree(DEFAULT_MODELS_DIR, folder)
+        meta = json.loads((folder / META_FILE).read_text())
+        for task, spec in meta["tasks"].items():
+            spec["logit_bias"] = preset.get(task, [0.0] * len(spec["labels"]))
+        (folder / META_FILE).write_text(json.dumps(meta))
+        first = calibrate(folder, data_dir=data, log=lambda m: None)
+        second = calibrate(folder, data_dir=data, log=lambda m: None)
+        results[name] = {t: s["logit_bias"] for t, s in second["tasks"].items()}
+        assert results[name] == {t: s["logit_bias"] for t, s in first["tasks"].items()}
+        assert second["model_version"] == first["model_version"]
+    assert results["skewed"] == results["zero"]

@@ -72,6 +72,18 @@ def fit_bias(task: str, probs: np.ndarray, y: np.ndarray) -> tuple[list[float], 
     return [round(b, 4) + 0.0 for b in best[2]], float(before), float(best[0])  # + 0.0: no "-0.0"
 
 
+def without_bias(probs: np.ndarray, bias) -> np.ndarray:
+    """The probabilities a bundle gives with its logit bias removed. The bias is
+    added to the logits before the softmax, so subtracting it from the log
+    probabilities and normalizing again recovers them exactly, up to rounding."""
+    bias = np.asarray(bias, dtype=np.float64)
+    if not bias.any():
+        return probs
+    z = np.log(np.clip(probs, 1e-9, 1.0)) - bias
+    z = np.exp(z - z.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
 def cross_fit(task: str, probs: np.ndarray, y: np.ndarray, groups: list[str]) -> dict[str, dict]:
     """Whether a bias fitted on some sets carries to another: for each group of
     a dev split made of two or more (e.g. its source files), the bias fitted on
@@ -131,27 +143,28 @@ def calibrate(folder: Path, *, data_dir: Path | None = None, seed: int | None = 
     for task in tasks:
         tr, _ = load_task(task, data_dir)
         _, dev = selection_split(tr, seed, dev_sources)
-        probs = current.score([tr.texts[i] for i in dev]).probs[task]
+        spec = meta["tasks"][task]
+        old = spec.get("logit_bias") or [0.0] * len(LABELS[task])
+        # fitted from the unbiased outputs every time, so a second pass keeps the first one's bias
+        probs = without_bias(current.score([tr.texts[i] for i in dev]).probs[task], old)
         y_dev = np.asarray(tr.labels)[dev]
         delta, before, after = fit_bias(task, probs, y_dev)
         crossed = cross_fit(task, probs, y_dev, [tr.sources[i] for i in dev])
         carries = bias_carries(crossed)
         if not carries:
             delta, after = [0.0] * len(delta), before
-        spec = meta["tasks"][task]
-        old = spec.get("logit_bias") or [0.0] * len(LABELS[task])
-        spec["logit_bias"] = [round(a + b, 4) for a, b in zip(old, delta)]
+        spec["logit_bias"] = delta
         report[task] = {"dev": dev_description(tr, dev_sources), "n_dev": int(len(dev)), "dev_before": round(before, 4),
                         "dev_after": round(after, 4), "logit_bias": spec["logit_bias"], "bias_carries": bool(carries)}
         log(f"[{task}] dev {before:.4f} -> {after:.4f} with logit bias {spec['logit_bias']}"
-            + ("" if carries else " (the fitted bias does not carry across the held-out sets: none added)"))
+            + ("" if carries else " (the fitted bias does not carry across the held-out sets: none kept)"))
         if crossed:
             report[task]["cross_fit"] = crossed
             for g, r in crossed.items():
                 log(f"[{task}]   fitted without {g}: {r['before']:.4f} -> {r['after']:.4f} on it "
                     f"(bias {r['bias_from_the_others']})")
     meta["calibration"] = {"method": "per-task additive logit bias, grid search on the dev split the bundle was selected "
-                                     "on; none added where the dev split's sets, fitted on the others, lose on average",
+                                     "on, from the unbiased outputs; none where the dev split's sets, fitted on the others, lose on average",
                            "seed": seed, "tasks": report}
     prefix = meta["model_version"].rsplit("-", 1)[0] if meta.get("model_version") else "bundle"
     meta["model_version"] = bundle_version(folder, meta, prefix)
