@@ -139,6 +139,21 @@ def test_models_train_refuses_a_dev_source_it_does_not_have(tmp_path):
               config=FinetuneConfig(epochs=1, dev_sources=("semeval2017_task4a/twitter-2099dev-A.txt",)))
 
 
+def test_models_train_is_byte_for_byte_reproducible_on_one_machine(tmp_path):
+    """The committed default is retrained with the committed command: the same
+    seed, data, threads and code give the same bytes, calibration included."""
+    from reputation_pipeline.scoring.finetune import FinetuneConfig, train
+
+    data = _tiny_data(tmp_path / "data")
+    cfg = FinetuneConfig(epochs=2, batch_size=8)
+    metas = [train(tmp_path / name, data_dir=data, device="cpu", threads=2, config=cfg, log=lambda m: None)
+             for name in ("a", "b")]
+    assert metas[0]["model_version"] == metas[1]["model_version"]
+    for name in ("adapter.safetensors", "heads.safetensors"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert [h["loss"] for h in metas[0]["training"]["history"]] == [h["loss"] for h in metas[1]["training"]["history"]]
+
+
 def test_fit_bias_moves_the_decision_to_the_best_threshold():
     from reputation_pipeline.scoring.calibrate import fit_bias
     from reputation_pipeline.scoring.metrics import task_metric
