@@ -140,8 +140,8 @@ def test_models_train_refuses_a_dev_source_it_does_not_have(tmp_path):
 
 
 def test_models_train_is_byte_for_byte_reproducible_on_one_machine(tmp_path):
-    """The committed default is retrained with the committed command: the same
-    seed, data, threads and code give the same bytes, calibration included."""
+    """What lets a committed command retrain a default exactly: the same seed,
+    data, threads and code give the same bytes, calibration included."""
     from reputation_pipeline.scoring.finetune import FinetuneConfig, train
 
     data = _tiny_data(tmp_path / "data")
