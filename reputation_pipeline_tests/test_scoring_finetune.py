@@ -120,6 +120,12 @@ def test_models_train_smoke_on_cpu_writes_a_loadable_bundle(tmp_path):
     assert sum(p.stat().st_size for p in out.iterdir()) < 3_000_000
     assert meta["training"]["auxiliary_tasks"]["emotion"]["n"] == 16 and meta["training"]["config"]["ema"] == 0.9
     assert set(meta["tasks"]) == {"sentiment", "offensive", "hate"}  # the auxiliary head is not exported
+    from reputation_pipeline.scoring import numerics
+
+    if numerics.pinnable():  # the CLI pinned the kernels before torch loaded, and the bundle says so
+        assert meta["training"]["numerics"]["mode"] == "reproducible"
+        assert meta["training"]["numerics"]["aten_cpu_capability"] == "AVX2"
+        assert meta["training"]["numerics"]["MKL_CBWR"] == "AVX2"
 
     from reputation_pipeline.scoring.models import ModelConfig, Scorer
 

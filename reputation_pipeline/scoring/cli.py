@@ -8,7 +8,10 @@ from pathlib import Path
 
 
 def _train(args: argparse.Namespace) -> int:
+    from reputation_pipeline.scoring import numerics
     from reputation_pipeline.scoring.models import DEFAULT_MODELS_DIR
+
+    numerics.pin(args.numerics)  # before anything imports torch
 
     out = Path(args.out) if args.out else DEFAULT_MODELS_DIR
     log = lambda m: print(m, flush=True)  # noqa: E731
@@ -102,6 +105,9 @@ def register_cli(subparsers) -> None:
     t.add_argument("--cache-dir", help="heads method: encoder feature cache (default ~/.cache/reputation_pipeline/features)")
     t.add_argument("--seed", type=int, default=SEED)
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--numerics", choices=["reproducible", "native"], default="reproducible",
+                   help="CPU kernels: reproducible pins them to AVX2 so another x86-64 machine trains the same "
+                        "bytes (with the same --threads); native lets each CPU pick its fastest")
     t.set_defaults(func=_train)
     c = sub.add_parser("calibrate", help="fit a bundle's per-task decision biases on the training dev split (in place)")
     c.add_argument("--model", default="default", help="'default' or a heads bundle folder")

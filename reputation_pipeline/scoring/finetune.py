@@ -37,6 +37,7 @@ from reputation_pipeline.scoring.bundle import ADAPTER_FILE, BUNDLE_FORMAT
 from reputation_pipeline.scoring.heads import Head, save_bundle
 from reputation_pipeline.scoring.metrics import task_metric
 from reputation_pipeline.scoring.normalize import model_input
+from reputation_pipeline.scoring.numerics import describe as describe_numerics
 from reputation_pipeline.scoring.data import SEED
 from reputation_pipeline.scoring.train import _seed, _sha256  # one seeding / hashing for both trainers
 
@@ -190,6 +191,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
     torch.set_num_threads(threads)
     _seed(cfg.seed)
     dev = pick_device(device)
+    numerics = describe_numerics() if dev.type == "cpu" else None
     amp = dev.type == "cuda"
     data_dir = Path(data_dir or default_data_dir())
     out_dir = Path(out_dir)
@@ -326,6 +328,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
                 "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)}, bf16 autocast)" if amp else ""),
                 "encoder_weights": {"path": str(enc_file.parent), "sha256": enc_sha},
                 "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
+                "numerics": numerics,
                 "data_dir": str(data_dir),
                 "data_files": {str(p.relative_to(data_dir)): _sha256(p) for p in data_files},
                 "wall_seconds": None, "epochs_completed": epochs_done,

@@ -1,0 +1,67 @@
+"""CPU numerics that let ``models train`` give the same bytes on another machine.
+
+PyTorch's CPU build picks its kernels by what the processor offers: ATen's
+vectorized kernels by instruction set, MKL's GEMM and oneDNN's primitives by
+instruction set and cache sizes. Each choice sums in a different order, so the
+same code, data and seed train a different model on a different CPU (measured:
+one forward/backward pass of the encoder gives different gradients under each
+of the three settings below, and two 2-core machines running the same commit
+reached different losses in the first epoch). Pinning all three to AVX2, which every x86-64 server of the
+last decade has, makes the kernels, and so the sums, the same everywhere; MKL
+documents this as Conditional Numerical Reproducibility (``MKL_CBWR``).
+
+The variables are read when torch loads its libraries, so :func:`pin` must run
+before ``import torch``; ``models train`` calls it first. Elsewhere (scoring,
+evaluation) results only need to agree to 1e-3, and the native kernels are
+faster, so nothing else pins.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+MODES = ("reproducible", "native")
+
+
+def pinnable() -> bool:
+    """The settings exist for x86-64 only (ARM builds use other kernels)."""
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
+def pin(mode: str = "reproducible") -> None:
+    """Set the variables for ``mode`` in this process's environment.
+
+    ``native`` leaves the environment as it is (each CPU's fastest kernels).
+    Raises when torch is already imported: the settings would silently not apply."""
+    if mode not in MODES:
+        raise ValueError(f"numerics mode {mode!r}: expected one of {MODES}")
+    if mode == "native" or not pinnable():
+        return
+    if "torch" in sys.modules:
+        raise RuntimeError("the CPU numerics must be pinned before torch is imported "
+                           "(run `reputation-pipeline models train`, or call numerics.pin() first)")
+    os.environ.update(PINNED)
+
+
+def describe() -> dict:
+    """What this process trains with, for the bundle's ``training`` record."""
+    import torch
+
+    env = {k: os.environ.get(k) for k in PINNED}
+    pinned = pinnable() and env == PINNED
+    return {"mode": "reproducible" if pinned else "native",
+            "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            **env, "machine": platform.machine(), "cpu": _cpu_model()}
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
