@@ -126,6 +126,8 @@ def test_models_train_smoke_on_cpu_writes_a_loadable_bundle(tmp_path):
         assert meta["training"]["numerics"]["mode"] == "reproducible"
         assert meta["training"]["numerics"]["aten_cpu_capability"] == "AVX2"
         assert meta["training"]["numerics"]["MKL_CBWR"] == "AVX2"
+        if Path("/proc/cpuinfo").is_file():  # what the native kernels would have chosen by
+            assert "avx2" in meta["training"]["numerics"]["cpu_flags"]
 
     from reputation_pipeline.scoring.models import ModelConfig, Scorer
 

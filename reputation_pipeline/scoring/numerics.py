@@ -53,15 +53,29 @@ def describe() -> dict:
     pinned = pinnable() and env == PINNED
     return {"mode": "reproducible" if pinned else "native",
             "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            **env, "machine": platform.machine(), "cpu": _cpu_model()}
+            **env, "machine": platform.machine(), **_cpu()}
 
 
-def _cpu_model() -> str | None:
+# the features and cache that native kernel choices depend on: what to compare when
+# two machines trained different bytes with the numerics left native
+_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def _cpu() -> dict:
+    info: dict = {"cpu": platform.processor() or None}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "model name":
+                    info["cpu"] = value
+                elif key == "cache size":
+                    info["cpu_cache"] = value
+                elif key == "flags":
+                    present = set(value.split())
+                    info["cpu_flags"] = [f for f in _FLAGS if f in present]
+                    break  # the first processor describes them all
     except OSError:
         pass
-    return platform.processor() or None
+    return info
