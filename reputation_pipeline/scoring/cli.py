@@ -106,8 +106,8 @@ def register_cli(subparsers) -> None:
     t.add_argument("--seed", type=int, default=SEED)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--numerics", choices=["reproducible", "native"], default="reproducible",
-                   help="CPU kernels: reproducible pins them to AVX2 so another x86-64 machine trains the same "
-                        "bytes (with the same --threads); native lets each CPU pick its fastest")
+                   help="CPU kernels: reproducible pins them to AVX2, so x86-64 machines with different CPUs pick "
+                        "the same kernels (keep --threads equal too); native lets each CPU pick its fastest")
     t.set_defaults(func=_train)
     c = sub.add_parser("calibrate", help="fit a bundle's per-task decision biases on the training dev split (in place)")
     c.add_argument("--model", default="default", help="'default' or a heads bundle folder")

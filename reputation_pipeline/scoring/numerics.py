@@ -6,9 +6,10 @@ instruction set and cache sizes. Each choice sums in a different order, so the
 same code, data and seed train a different model on a different CPU (measured:
 one forward/backward pass of the encoder gives different gradients under each
 of the three settings below, and two 2-core machines running the same commit
-reached different losses in the first epoch). Pinning all three to AVX2, which every x86-64 server of the
-last decade has, makes the kernels, and so the sums, the same everywhere; MKL
-documents this as Conditional Numerical Reproducibility (``MKL_CBWR``).
+reached different losses in the first epoch). Pinning all three to AVX2, which
+every x86-64 server of the last decade has, makes every such machine pick the
+same kernels; MKL documents the same results across CPUs for a fixed thread
+count as Conditional Numerical Reproducibility (``MKL_CBWR``).
 
 The variables are read when torch loads its libraries, so :func:`pin` must run
 before ``import torch``; ``models train`` calls it first. Elsewhere (scoring,
@@ -74,7 +75,7 @@ def _cpu() -> dict:
                     info["cpu_cache"] = value
                 elif key == "flags":
                     present = set(value.split())
-                    info["cpu_flags"] = [f for f in _FLAGS if f in present]
+                    info["cpu_flags"] = [flag for flag in _FLAGS if flag in present]
                     break  # the first processor describes them all
     except OSError:
         pass
