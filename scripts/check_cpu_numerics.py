@@ -6,7 +6,11 @@ the outputs and gradients. Settings that print different digests sum in a differ
 order; a machine that picks other kernels natively trains other bytes, which is why
 ``models train`` pins them (``reputation_pipeline/scoring/numerics.py``).
 
-    <torch env>/bin/python scripts/check_cpu_numerics.py [--threads 2]
+    <torch env>/bin/python scripts/check_cpu_numerics.py [--threads 2] [--via "qemu-x86_64 -cpu Haswell"]
+
+``--via`` runs each probe under a command, so one machine can stand in for another CPU:
+QEMU's user-mode emulator reports the CPU model it is given, and the kernels choose by
+what it reports. A pinned digest that equals the host's is the same arithmetic on that CPU.
 
 Exit status 0 when two pinned runs agree with each other.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -41,16 +46,22 @@ print(torch.backends.cpu.get_cpu_capability(), h.hexdigest()[:16])
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--via", default="", help="a command each probe runs under, e.g. 'qemu-x86_64 -cpu EPYC'")
+    ap.add_argument("--only", choices=["all", "native-pinned"], default="all",
+                    help="native-pinned: one native and two pinned probes (for a slow --via)")
     args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))  # the torch env need not have the project installed
     from reputation_pipeline.scoring.numerics import PINNED
 
-    settings = [("native", {}), ("native, again", {})]
-    settings += [(f"{k}={v} only", {k: v}) for k, v in PINNED.items()]
+    settings = [("native", {})]
+    if args.only == "all":
+        settings += [("native, again", {})]
+        settings += [(f"{k}={v} only", {k: v}) for k, v in PINNED.items()]
     settings += [("pinned (models train)", PINNED), ("pinned, again", PINNED)]
     base = {k: v for k, v in os.environ.items() if k not in PINNED}
     digests = {}
     for name, extra in settings:
-        proc = subprocess.run([sys.executable, "-c", PROBE, str(args.threads)], env={**base, **extra}, cwd=ROOT,
+        proc = subprocess.run([*shlex.split(args.via), sys.executable, "-c", PROBE, str(args.threads)], env={**base, **extra}, cwd=ROOT,
                               capture_output=True, text=True)
         if proc.returncode:
             raise SystemExit(f"{name}: the probe failed\n{proc.stderr[-2000:]}")
