@@ -7,9 +7,12 @@ same code, data and seed train a different model on a different CPU (measured:
 one forward/backward pass of the encoder gives different gradients under each
 of the three settings below, and two 2-core machines running the same commit
 reached different losses in the first epoch). Pinning all three to AVX2, which
-every x86-64 server of the last decade has, makes every such machine pick the
-same kernels; MKL documents the same results across CPUs for a fixed thread
-count as Conditional Numerical Reproducibility (``MKL_CBWR``).
+every x86-64 server of the last decade has, makes Intel machines pick the same
+kernels; MKL documents the same results across CPUs for a fixed thread count as
+Conditional Numerical Reproducibility (``MKL_CBWR``). Its AVX2 mode does not
+cover AMD: under QEMU's EPYC model the pinned digest differs, and only
+``MKL_CBWR=COMPATIBLE`` matched the host (docs/benchmarks.md); switching to it
+would retrain the default, at a speed cost not yet measured.
 
 The variables are read when torch loads its libraries, so :func:`pin` must run
 before ``import torch``; ``models train`` calls it first. Elsewhere (scoring,
