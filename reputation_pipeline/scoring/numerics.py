@@ -10,7 +10,7 @@ reached different losses in the first epoch). Pinning all three to AVX2, which
 every x86-64 server of the last decade has, makes Intel machines pick the same
 kernels; MKL documents the same results across CPUs for a fixed thread count as
 Conditional Numerical Reproducibility (``MKL_CBWR``). Its AVX2 mode does not
-cover AMD: under QEMU's EPYC model the pinned digest differs, and only
+cover AMD: under QEMU's EPYC model the pinned digest differs, and
 ``MKL_CBWR=COMPATIBLE`` matched the host (docs/benchmarks.md); switching to it
 would retrain the default, at a speed cost not yet measured.
 
