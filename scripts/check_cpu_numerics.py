@@ -6,7 +6,7 @@ the outputs and gradients. Settings that print different digests sum in a differ
 order; a machine that picks other kernels natively trains other bytes, which is why
 ``models train`` pins them (``reputation_pipeline/scoring/numerics.py``).
 
-    <torch env>/bin/python scripts/check_cpu_numerics.py [--threads 2] [--via "qemu-x86_64 -cpu Haswell"]
+    <torch env>/bin/python scripts/check_cpu_numerics.py [--threads 2] [--via "qemu-x86_64 -cpu Haswell"] [--pin MKL_CBWR=COMPATIBLE]
 
 ``--via`` runs each probe under a command, so one machine can stand in for another CPU:
 QEMU's user-mode emulator reports the CPU model it is given, and the kernels choose by
@@ -49,10 +49,16 @@ def main() -> int:
     ap.add_argument("--via", default="", help="a command each probe runs under, e.g. 'qemu-x86_64 -cpu EPYC'")
     ap.add_argument("--only", choices=["all", "native-pinned"], default="all",
                     help="native-pinned: one native and two pinned probes (for a slow --via)")
+    ap.add_argument("--pin", action="append", default=[], metavar="VAR=VALUE",
+                    help="replace one of the pinned settings in the pinned probes, e.g. MKL_CBWR=COMPATIBLE")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))  # the torch env need not have the project installed
     from reputation_pipeline.scoring.numerics import PINNED
 
+    overrides = dict(item.split("=", 1) for item in args.pin)
+    if unknown := set(overrides) - set(PINNED):
+        ap.error(f"--pin: {sorted(unknown)} is not one of the pinned settings {sorted(PINNED)}")
+    PINNED = {**PINNED, **overrides}
     settings = [("native", {})]
     if args.only == "all":
         settings += [("native, again", {})]
