@@ -36,9 +36,13 @@ def _train(args: argparse.Namespace) -> int:
         ema=args.ema if args.ema is not None else defaults.ema,
         label_smoothing=args.label_smoothing if args.label_smoothing is not None else defaults.label_smoothing,
         dev_sources=tuple(x for x in args.dev_sources.split(",") if x) if args.dev_sources is not None
-        else defaults.dev_sources)
+        else defaults.dev_sources,
+        distill_tasks=tuple(x for x in args.distill_tasks.split(",") if x) if args.distill_tasks is not None
+        else defaults.distill_tasks,
+        distill_weight=args.distill_weight if args.distill_weight is not None else defaults.distill_weight,
+        distill_temperature=args.distill_temperature or defaults.distill_temperature)
     finetune(out, data_dir=args.data, config=cfg, device=args.device, threads=args.threads,
-             calibrate_after=not args.no_calibrate, log=log)
+             calibrate_after=not args.no_calibrate, cache_dir=args.cache_dir, log=log)
     return 0
 
 
@@ -102,7 +106,13 @@ def register_cli(subparsers) -> None:
                                          "dev sets for sentiment; '' = a seeded 10%% of train for every task")
     t.add_argument("--no-calibrate", action="store_true", help="skip the decision calibration after training")
     t.add_argument("--limit", type=int, default=0, help="cap examples per task (smoke runs)")
-    t.add_argument("--cache-dir", help="heads method: encoder feature cache (default ~/.cache/reputation_pipeline/features)")
+    t.add_argument("--distill-weight", type=float,
+                   help="weight in (0, 1) of a frozen all-mpnet-base-v2 teacher's soft targets in the distilled "
+                        "tasks' loss (default 0: no teacher; it needs scripts/setup.sh --teacher)")
+    t.add_argument("--distill-tasks", help="analyses the teacher distills into (default sentiment)")
+    t.add_argument("--distill-temperature", type=float, help="softmax temperature of the soft targets (default 2)")
+    t.add_argument("--cache-dir", help="frozen-encoder feature cache of the heads method and the teacher "
+                                       "(default ~/.cache/reputation_pipeline/features)")
     t.add_argument("--seed", type=int, default=SEED)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--numerics", choices=["reproducible", "native"], default="reproducible",

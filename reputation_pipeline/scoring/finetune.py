@@ -38,6 +38,8 @@ from reputation_pipeline.scoring.heads import Head, save_bundle
 from reputation_pipeline.scoring.metrics import task_metric
 from reputation_pipeline.scoring.normalize import model_input
 from reputation_pipeline.scoring.numerics import describe as describe_numerics
+from reputation_pipeline.scoring import teacher
+from reputation_pipeline.scoring.teacher import distill_loss
 from reputation_pipeline.scoring.data import SEED
 from reputation_pipeline.scoring.train import _seed, _sha256  # one seeding / hashing for both trainers
 
@@ -70,6 +72,11 @@ class FinetuneConfig:
     # training source files held out as a task's dev split (selection and calibration);
     # a task with none of them gets a seeded 10% of its training data
     dev_sources: tuple[str, ...] = NEWER_DEV_SOURCES
+    # distillation (scoring/teacher.py): tasks whose loss adds a frozen teacher's soft targets
+    # (0 weight = off; the teacher is needed only then)
+    distill_tasks: tuple[str, ...] = ("sentiment",)
+    distill_weight: float = 0.0
+    distill_temperature: float = 2.0
 
 
 def parse_oversample(specs: tuple[str, ...], tasks) -> dict[str, float]:
@@ -170,6 +177,33 @@ def _epoch_batches(lengths: dict[str, list[int]], batch_size: int, rng: np.rando
 
 
 @torch.no_grad()
+def _teacher_targets(data: dict, cfg: FinetuneConfig, cache_dir: Path | None, log) -> dict[str, dict]:
+    """Per distilled task: the teacher's out-of-fold log-probabilities for the fit rows
+    (``logp``) and what it scored on the dev split, for the bundle's record."""
+    unknown = sorted(set(cfg.distill_tasks) - set(TASKS))
+    if unknown or not 0 < cfg.distill_weight < 1:
+        raise ValueError(f"distillation wants analyses ({', '.join(TASKS)}) and a weight in (0, 1); "
+                         f"got {list(cfg.distill_tasks)}, {cfg.distill_weight}")
+    cache = Path(cache_dir or (Path.home() / ".cache" / "reputation_pipeline" / "features"))
+    out = {}
+    for task in cfg.distill_tasks:
+        d = data[task]
+        x_fit = teacher.features(d["fit_texts"], max_length=cfg.max_length, cache_dir=cache, log=log)
+        x_dev = teacher.features(d["dev_texts"], max_length=cfg.max_length, cache_dir=cache, log=log)
+        with torch.random.fork_rng():  # the student starts from the same draws as without a teacher
+            logp, head = teacher.fit_linear(x_fit, d["fit_y"], len(LABELS[task]), seed=cfg.seed)
+        name, fit_m = task_metric(task, d["fit_y"], logp.argmax(-1))
+        dev_m = task_metric(task, d["dev_y"], head(x_dev).argmax(-1))[1]
+        log(f"[{task}] teacher {teacher.NAME} + linear head: {name} {fit_m:.4f} out-of-fold on fit, "
+            f"{dev_m:.4f} on dev; distilled with weight {cfg.distill_weight}, temperature {cfg.distill_temperature}")
+        out[task] = {"logp": logp, "encoder": teacher.NAME, "weights_sha256": teacher.WEIGHTS_SHA256,
+                     "features": list(teacher.FEATURES), "head": "linear, class-balanced, standardized features",
+                     "targets": "out-of-fold (5 folds) log-probabilities of the fit rows",
+                     f"fit_oof_{name}": round(fit_m, 4), f"dev_{name}": round(dev_m, 4),
+                     "weight": cfg.distill_weight, "temperature": cfg.distill_temperature}
+    return out
+
+
 def _predict(model: MultiTaskModel, task: str, ids: list[list[int]], pad_id: int, device, amp: bool) -> np.ndarray:
     model.eval()
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -185,7 +219,7 @@ def _predict(model: MultiTaskModel, task: str, ids: list[list[int]], pad_id: int
 
 def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN_ENCODER,
           config: FinetuneConfig = FinetuneConfig(), device: str = "auto", threads: int = 2,
-          calibrate_after: bool = True, log=print) -> dict:
+          calibrate_after: bool = True, cache_dir: Path | None = None, log=print) -> dict:
     t0 = time.time()
     cfg = config
     torch.set_num_threads(threads)
@@ -220,6 +254,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
             sources[s] = sources.get(s, 0) + 1
         data[task] = {
             "fit_ids": [ids[i] for i in fit], "fit_y": y[fit], "dev_ids": [ids[i] for i in dv], "dev_y": y[dv],
+            "fit_texts": [tr.texts[i] for i in fit], "dev_texts": [tr.texts[i] for i in dv],
             "val_ids": tokenize(va.texts), "val_y": np.asarray(va.labels),
             "sources": sources, "n": len(y), "label_counts": np.bincount(y, minlength=len(LABELS[task])).tolist(),
             "dev": dev_description(tr, cfg.dev_sources),
@@ -230,6 +265,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
     if missing:  # a typo would otherwise quietly select on a random split
         raise ValueError(f"dev sources with no training rows under {data_dir}: {missing}; "
                          f"the sources are {sorted(seen_sources)} (models train --dev-sources names others; '' = a seeded 10%)")
+    distilled = _teacher_targets(data, cfg, cache_dir, log) if cfg.distill_weight else {}
     labels = {t: LABELS[t] for t in TASKS}
     for task in cfg.aux_tasks:
         tr, labels[task] = load_aux_task(task, data_dir, exclude=val_keys)
@@ -320,6 +356,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
                 "config": asdict(cfg), "best_epoch": best_ep, "history": history,
                 "optimizer": "AdamW, linear warmup + linear decay, grad clip 1.0",
                 "loss": "class-balanced cross-entropy, single-task batches shuffled across tasks",
+                "teacher": {t: {k: v for k, v in d.items() if k != "logp"} for t, d in distilled.items()} or None,
                 "auxiliary_tasks": {t: {"source": f"tweeteval/{t}/train", "n": data[t]["n"], "labels": list(labels[t])}
                                     for t in cfg.aux_tasks},
                 "selection": "epoch with the best mean task metric on the tasks' dev splits (held-out sources where "
@@ -358,6 +395,10 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 logits = model(x, m, task)
             loss = losses[task](logits.float(), y)
+            if task in distilled:
+                soft = torch.from_numpy(distilled[task]["logp"][rows]).to(dev)
+                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * distill_loss(
+                    logits.float(), soft, cfg.distill_temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(enc_params + head_params, 1.0)

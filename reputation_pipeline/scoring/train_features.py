@@ -51,9 +51,11 @@ def cached_features(texts: list[str], encoder_ref: str, emoji: str, max_length: 
 
     feats = encode(tok, model, inputs, features, max_length=max_length, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, feats.astype(np.float16))
+    stored = feats.astype(np.float16)
+    np.save(path, stored)
     path.with_suffix(".index").write_text("\n".join(hashes) + "\n")
-    return feats
+    # what a cache hit returns, so a run gets the same features whether or not the cache was warm
+    return stored.astype(np.float32)
 
 
 if __name__ == "__main__":  # warm the cache: python -m reputation_pipeline.scoring.train_features CACHE
