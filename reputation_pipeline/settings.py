@@ -115,7 +115,7 @@ SCORING_DATA = Setting("REPUTATION_SCORING_DATA", "str", None, "labeled data for
 BUILTIN_ENCODER_DIR = Setting("REPUTATION_BUILTIN_ENCODER_DIR", "str", None,
                               "a copy of the default encoder's folder, in place of its package")
 TEACHER_DIR = Setting("REPUTATION_TEACHER_DIR", "str", None,
-                      "a copy of the all-mpnet-base-v2 folder for `models train --teacher`, in place of its packages")
+                      "a copy of the all-mpnet-base-v2 folder for `models train --distill-weight`, in place of its packages")
 
 # -- aggregation and alerts ------------------------------------------------------------------
 ALERT_HORIZON_HOURS = Setting("REPUTATION_ALERT_HORIZON_HOURS", "float", 6.0,

