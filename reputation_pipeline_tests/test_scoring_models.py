@@ -204,3 +204,15 @@ def test_device_comes_from_the_environment(monkeypatch):
     with dg.build_resources({"scoring_models": default_scoring_resource()}) as res:
         assert res.scoring_models.build_model_config().options.device == "cuda:0"
         assert res.scoring_models.model_version() == default.model_version()
+
+
+def test_models_train_without_torch_says_which_install_has_it(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    from reputation_pipeline.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    assert main(["models", "train", "--out", str(tmp_path / "m"), "--device", "cpu"]) == 2
+    assert "scripts/setup.sh --torch" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

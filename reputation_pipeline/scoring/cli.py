@@ -3,6 +3,7 @@ through :func:`register_cli`."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -11,6 +12,10 @@ def _train(args: argparse.Namespace) -> int:
     from reputation_pipeline.scoring import numerics
     from reputation_pipeline.scoring.models import DEFAULT_MODELS_DIR
 
+    if importlib.util.find_spec("torch") is None:
+        print("models train needs PyTorch, which the CPU install leaves out: scripts/setup.sh --torch "
+              "(or pip install 'reputation_pipeline[torch]')", file=sys.stderr)
+        return 2
     numerics.pin(args.numerics)  # before anything imports torch
 
     out = Path(args.out) if args.out else DEFAULT_MODELS_DIR
