@@ -100,7 +100,7 @@ def test_models_train_smoke_on_cpu_writes_a_loadable_bundle(tmp_path):
         [sys.executable, "-m", "reputation_pipeline.scoring.cli", "models", "train", "--data", str(data),
          "--out", str(out), "--epochs", "2", "--batch-size", "8", "--device", "cpu",
          # the optional training knobs ride along: an auxiliary task, oversampling, weight averaging
-         "--aux", "emotion", "--oversample", "offensive=1.5", "--ema", "0.9"],
+         "--aux", "emotion", "--oversample", "offensive=1.5", "--ema", "0.9", "--distill-weight", "0"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "epoch 2:" in proc.stdout and "validation:" in proc.stdout and " eta " in proc.stdout
@@ -145,7 +145,8 @@ def test_models_train_refuses_a_dev_source_it_does_not_have(tmp_path):
     data = _tiny_data(tmp_path / "data")
     with pytest.raises(ValueError, match="twitter-2099dev-A.txt"):
         train(tmp_path / "bundle", data_dir=data, device="cpu", log=lambda m: None,
-              config=FinetuneConfig(epochs=1, dev_sources=("semeval2017_task4a/twitter-2099dev-A.txt",)))
+              config=FinetuneConfig(epochs=1, distill_weight=0.0,
+                                    dev_sources=("semeval2017_task4a/twitter-2099dev-A.txt",)))
 
 
 def test_models_train_is_byte_for_byte_reproducible_on_one_machine(tmp_path):
@@ -154,7 +155,7 @@ def test_models_train_is_byte_for_byte_reproducible_on_one_machine(tmp_path):
     from reputation_pipeline.scoring.finetune import FinetuneConfig, train
 
     data = _tiny_data(tmp_path / "data")
-    cfg = FinetuneConfig(epochs=2, batch_size=8)
+    cfg = FinetuneConfig(epochs=2, batch_size=8, distill_weight=0.0)  # distillation: its own test
     metas = [train(tmp_path / name, data_dir=data, device="cpu", threads=2, config=cfg, log=lambda m: None)
              for name in ("a", "b")]
     assert metas[0]["model_version"] == metas[1]["model_version"]

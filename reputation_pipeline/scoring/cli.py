@@ -113,7 +113,8 @@ def register_cli(subparsers) -> None:
     t.add_argument("--limit", type=int, default=0, help="cap examples per task (smoke runs)")
     t.add_argument("--distill-weight", type=float,
                    help="weight in (0, 1) of a frozen all-mpnet-base-v2 teacher's soft targets in the distilled "
-                        "tasks' loss (default 0: no teacher; it needs scripts/setup.sh --teacher)")
+                        "tasks' loss (default 0.5, as the committed default was trained; 0: no teacher, which otherwise "
+                        "needs scripts/setup.sh --teacher)")
     t.add_argument("--distill-tasks", help="analyses the teacher distills into (default sentiment)")
     t.add_argument("--distill-temperature", type=float, help="softmax temperature of the soft targets (default 2)")
     t.add_argument("--cache-dir", help="frozen-encoder feature cache of the heads method and the teacher "

@@ -76,7 +76,7 @@ class FinetuneConfig:
     # distillation (scoring/teacher.py): tasks whose loss adds a frozen teacher's soft targets
     # (0 weight = off; the teacher is needed only then)
     distill_tasks: tuple[str, ...] = ("sentiment",)
-    distill_weight: float = 0.0
+    distill_weight: float = 0.5  # the committed default's (docs/scoring.md); 0 trains without the teacher
     distill_temperature: float = 2.0
 
 
