@@ -270,7 +270,7 @@ def test_distillation_from_a_teacher_is_recorded_and_the_same_with_a_warm_cache(
     assert record["features"] == ["mean:2"] and record["weight"] == 0.5 and "dev_macro_recall" in record
     assert record["weights_sha256"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     plain = train(tmp_path / "plain", data_dir=data, device="cpu", threads=2, log=lambda m: None,
-                  config=FinetuneConfig(epochs=2, batch_size=8))
+                  config=FinetuneConfig(epochs=2, batch_size=8, distill_weight=0.0))
     assert plain["training"]["teacher"] is None
     assert [h["loss"] for h in plain["training"]["history"]] != [h["loss"] for h in metas[0]["training"]["history"]]
     with pytest.raises(ValueError, match="weight in"):
