@@ -186,21 +186,22 @@ def _teacher_targets(data: dict, cfg: FinetuneConfig, cache_dir: Path | None, lo
         raise ValueError(f"distillation wants analyses ({', '.join(TASKS)}) and a weight in (0, 1); "
                          f"got {list(cfg.distill_tasks)}, {cfg.distill_weight}")
     cache = Path(cache_dir or (Path.home() / ".cache" / "reputation_pipeline" / "features"))
+    folder = teacher.teacher_dir()
+    record = {"encoder": teacher.NAME, "weights_sha256": teacher.weights_sha256(folder),
+              "features": list(teacher.feature_names(folder)), "head": "linear, class-balanced, standardized features",
+              "targets": "out-of-fold (5 folds) log-probabilities of the fit rows"}
     out = {}
     for task in cfg.distill_tasks:
         d = data[task]
-        x_fit = teacher.features(d["fit_texts"], max_length=cfg.max_length, cache_dir=cache, log=log)
-        x_dev = teacher.features(d["dev_texts"], max_length=cfg.max_length, cache_dir=cache, log=log)
+        x_fit = teacher.features(d["fit_texts"], folder, max_length=cfg.max_length, cache_dir=cache, log=log)
+        x_dev = teacher.features(d["dev_texts"], folder, max_length=cfg.max_length, cache_dir=cache, log=log)
         with torch.random.fork_rng():  # the student starts from the same draws as without a teacher
             logp, head = teacher.fit_linear(x_fit, d["fit_y"], len(LABELS[task]), seed=cfg.seed)
         name, fit_m = task_metric(task, d["fit_y"], logp.argmax(-1))
         dev_m = task_metric(task, d["dev_y"], head(x_dev).argmax(-1))[1]
         log(f"[{task}] teacher {teacher.NAME} + linear head: {name} {fit_m:.4f} out-of-fold on fit, "
             f"{dev_m:.4f} on dev; distilled with weight {cfg.distill_weight}, temperature {cfg.distill_temperature}")
-        out[task] = {"logp": logp, "encoder": teacher.NAME, "weights_sha256": teacher.weights_sha256(teacher.teacher_dir()),
-                     "features": list(teacher.feature_names(teacher.teacher_dir())), "head": "linear, class-balanced, standardized features",
-                     "targets": "out-of-fold (5 folds) log-probabilities of the fit rows",
-                     f"fit_oof_{name}": round(fit_m, 4), f"dev_{name}": round(dev_m, 4),
+        out[task] = {"logp": logp, **record, f"fit_oof_{name}": round(fit_m, 4), f"dev_{name}": round(dev_m, 4),
                      "weight": cfg.distill_weight, "temperature": cfg.distill_temperature}
     return out
 

