@@ -267,6 +267,8 @@ def test_distillation_from_a_teacher_is_recorded_and_the_same_with_a_warm_cache(
     for name in ("adapter.safetensors", "heads.safetensors"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     record = metas[0]["training"]["teacher"]["sentiment"]
+    for digest in ("features_sha256", "targets_sha256"):  # what a retrain compares first
+        assert len(record[digest]) == 64 and record[digest] == metas[1]["training"]["teacher"]["sentiment"][digest]
     assert record["features"] == ["mean:2"] and record["weight"] == 0.5 and "dev_macro_recall" in record
     assert record["weights_sha256"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     plain = train(tmp_path / "plain", data_dir=data, device="cpu", threads=2, log=lambda m: None,

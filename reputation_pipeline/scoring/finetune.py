@@ -18,6 +18,7 @@ present (bf16 autocast), else on the CPU.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import platform
 import time
@@ -178,6 +179,13 @@ def _epoch_batches(lengths: dict[str, list[int]], batch_size: int, rng: np.rando
 
 
 @torch.no_grad()
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
 def _teacher_targets(data: dict, cfg: FinetuneConfig, cache_dir: Path | None, log) -> dict[str, dict]:
     """Per distilled task: the teacher's out-of-fold log-probabilities for the fit rows
     (``logp``) and what it scored on the dev split, for the bundle's record."""
@@ -199,10 +207,14 @@ def _teacher_targets(data: dict, cfg: FinetuneConfig, cache_dir: Path | None, lo
             logp, head = teacher.fit_linear(x_fit, d["fit_y"], len(LABELS[task]), seed=cfg.seed)
         name, fit_m = task_metric(task, d["fit_y"], logp.argmax(-1))
         dev_m = task_metric(task, d["dev_y"], head(x_dev).argmax(-1))[1]
+        # where two runs of one command part: in the teacher's features, its targets, or later
+        digests = {"features_sha256": _digest(x_fit, x_dev), "targets_sha256": _digest(logp)}
         log(f"[{task}] teacher {teacher.NAME} + linear head: {name} {fit_m:.4f} out-of-fold on fit, "
-            f"{dev_m:.4f} on dev; distilled with weight {cfg.distill_weight}, temperature {cfg.distill_temperature}")
-        out[task] = {"logp": logp, **record, f"fit_oof_{name}": round(fit_m, 4), f"dev_{name}": round(dev_m, 4),
-                     "weight": cfg.distill_weight, "temperature": cfg.distill_temperature}
+            f"{dev_m:.4f} on dev; distilled with weight {cfg.distill_weight}, temperature {cfg.distill_temperature}; "
+            f"features {digests['features_sha256'][:12]}, targets {digests['targets_sha256'][:12]}")
+        out[task] = {"logp": logp, **record, **digests, f"fit_oof_{name}": round(fit_m, 4),
+                     f"dev_{name}": round(dev_m, 4), "weight": cfg.distill_weight,
+                     "temperature": cfg.distill_temperature}
     return out
 
 
