@@ -178,7 +178,6 @@ def _epoch_batches(lengths: dict[str, list[int]], batch_size: int, rng: np.rando
     return [out[i] for i in order]
 
 
-@torch.no_grad()
 def _digest(*arrays: np.ndarray) -> str:
     h = hashlib.sha256()
     for a in arrays:
@@ -186,6 +185,7 @@ def _digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
+@torch.no_grad()
 def _teacher_targets(data: dict, cfg: FinetuneConfig, cache_dir: Path | None, log) -> dict[str, dict]:
     """Per distilled task: the teacher's out-of-fold log-probabilities for the fit rows
     (``logp``) and what it scored on the dev split, for the bundle's record."""
