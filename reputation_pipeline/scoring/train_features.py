@@ -74,7 +74,7 @@ def cached_features(texts: list[str], encoder_ref: str, emoji: str, max_length: 
     path.parent.mkdir(parents=True, exist_ok=True)
     stored = feats.astype(np.float16)
     np.save(path, stored)
-    path.with_suffix(".index").write_text("\n".join(hashes) + "\n")
+    index.write_text("\n".join(hashes) + "\n")
     # what a cache hit returns, so a run gets the same features whether or not the cache was warm
     return stored.astype(np.float32)
 
