@@ -1,6 +1,9 @@
-"""The local stack's own pure helpers (the broker itself is exercised by every Kafka test)."""
+"""The local stack's own helpers (the broker itself is exercised by every Kafka test)."""
 import base64
+import socket
 import uuid
+
+import pytest
 
 from reputation_pipeline.stack import local
 
@@ -13,3 +16,25 @@ def test_cluster_id_never_reads_as_an_option(monkeypatch):
     ids = iter([dashed, plain])
     monkeypatch.setattr(local.uuid, "uuid4", lambda: next(ids))
     assert local.new_cluster_id() == base64.urlsafe_b64encode(plain.bytes).decode().rstrip("=")
+
+
+def test_a_port_held_by_a_client_connection_is_refused_before_the_broker_starts():
+    # A live connection whose local (ephemeral) port is P leaves nothing listening on P, yet
+    # the broker's bind of P fails: the check must name that, not let the JVM die on it.
+    with socket.socket() as server, socket.socket() as client:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        client.bind(("127.0.0.1", 0))
+        port = client.getsockname()[1]
+        client.connect(server.getsockname())
+        accepted, _ = server.accept()
+        with accepted:
+            assert not local._port_open(port)
+            with pytest.raises(local.StackError, match=f"port {port} cannot be bound"):
+                local._check_free(port)
+            with pytest.raises(local.StackError, match="already in use"):
+                local._check_free(server.getsockname()[1])
+    with socket.socket() as probe:  # once every socket on it is gone the port is free again
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    local._check_free(free)

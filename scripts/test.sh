@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export REPUTATION_STACK_DIR=${REPUTATION_TEST_STACK_DIR:-$(mktemp -d /tmp/reputation-test-stack.XXXXXX)}
-export REPUTATION_KAFKA_PORT=${REPUTATION_TEST_KAFKA_PORT:-39092}
-export REPUTATION_S3_PORT=${REPUTATION_TEST_S3_PORT:-39000}
+export REPUTATION_KAFKA_PORT=${REPUTATION_TEST_KAFKA_PORT:-19092}
+export REPUTATION_S3_PORT=${REPUTATION_TEST_S3_PORT:-19000}
 # Debian's Chromium for the UI screenshot test (installed once; the test skips if it cannot be)
 ./scripts/install_chromium.sh || echo "test: chromium unavailable, the UI screenshot test will be skipped" >&2
 

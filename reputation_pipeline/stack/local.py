@@ -89,6 +89,31 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _bindable(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:port now. Probed with SO_REUSEADDR, as the
+    JVM and moto bind, so a closed connection lingering in TIME_WAIT does not count; a live
+    connection of another process whose local port this is does (the kernel hands out ports
+    of ``ip_local_port_range`` that way, which is why the fixed ports stay below it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _check_free(*ports: int) -> None:
+    for port in ports:
+        if _port_open(port):
+            raise StackError(f"port {port} is already in use by another process; stop it or choose another "
+                             "port (REPUTATION_KAFKA_PORT, REPUTATION_KAFKA_CONTROLLER_PORT, REPUTATION_S3_PORT)")
+        if not _bindable(port):
+            raise StackError(f"port {port} cannot be bound on 127.0.0.1: a connection of another process holds it "
+                             "as its local port (ports in /proc/sys/net/ipv4/ip_local_port_range are handed out so); "
+                             "choose a port below that range")
+
+
 def reachable(bootstrap: str) -> bool:
     """Whether the first broker of a bootstrap list accepts TCP connections."""
     host, _, port = bootstrap.split(",")[0].rpartition(":")
@@ -230,9 +255,7 @@ def _kafka_properties(cfg: StackConfig) -> str:
 def start_kafka(cfg: StackConfig, wait: float = 90.0) -> None:
     if _alive(_read_pid(cfg, "kafka")):
         return
-    if _port_open(cfg.kafka_port) or _port_open(cfg.controller_port):
-        raise StackError(f"port {cfg.kafka_port} or {cfg.controller_port} is already in use by another process; "
-                         "stop it or set REPUTATION_KAFKA_PORT to a free port")
+    _check_free(cfg.kafka_port, cfg.controller_port)
     java, libs = _java(), kafka_libs()
     kdir = cfg.root / "kafka"
     kdir.mkdir(parents=True, exist_ok=True)
@@ -289,8 +312,7 @@ def stop_kafka(cfg: StackConfig, wait: float = 30.0) -> bool:
 def start_s3(cfg: StackConfig, wait: float = 30.0) -> None:
     if _alive(_read_pid(cfg, "s3")):
         return
-    if _port_open(cfg.s3_port):
-        raise StackError(f"port {cfg.s3_port} is already in use by another process; stop it or set REPUTATION_S3_PORT")
+    _check_free(cfg.s3_port)
     try:
         import moto.server  # noqa: F401
     except ImportError as exc:
