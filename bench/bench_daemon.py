@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,12 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_alert_latency import (crisis_schedule, follow_alerts, percentile, since_condition_met,  # noqa: E402
                                  stream_posts)
 
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from reputation_pipeline.stack.local import free_port  # noqa: E402
 
 
 def tree_rss(pid: int) -> int:
@@ -120,7 +114,7 @@ def main() -> int:
     ensure_topic(settings, topic_for(platform), 4)
     AlertPublisherResource(bootstrap_servers=settings.bootstrap_servers, topic=topic).ensure_topic()
 
-    port = _free_port()
+    port = free_port()
     dev_log = open(work / "dev.out", "ab")  # noqa: SIM115
     dev = subprocess.Popen([sys.executable, "-m", "reputation_pipeline.cli", "dev", "--port", str(port)], env=env,
                            stdout=dev_log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -28,11 +28,6 @@ def _reachable(hostport: str) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="session")
 def stack_cfg(tmp_path_factory):
@@ -44,8 +39,8 @@ def stack_cfg(tmp_path_factory):
         yield local.StackConfig.from_env()
         return
     root = tmp_path_factory.mktemp("stack")
-    kport = _free_port()
-    cfg = local.StackConfig(root=root, kafka_port=kport, controller_port=_free_port(), s3_port=_free_port(),
+    kport = local.free_port()
+    cfg = local.StackConfig(root=root, kafka_port=kport, controller_port=local.free_port(), s3_port=local.free_port(),
                             bucket=local.DEFAULT_BUCKET)
     local.up(cfg)
     saved = {k: os.environ.get(k) for k in [*local.env_vars(cfg), "REPUTATION_STACK_DIR"]}

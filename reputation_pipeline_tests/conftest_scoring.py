@@ -18,6 +18,7 @@ import pytest
 from reputation_pipeline.lake.layout import drain_file_key, ingest_log_key
 from reputation_pipeline.lake.schemas import RAW_POSTS
 from reputation_pipeline.lake.store import open_lake
+from reputation_pipeline.stack.local import free_port
 
 
 def raw_table(rows: list[dict]) -> pa.Table:
@@ -63,16 +64,11 @@ def commit_range(store, topic: str, partition: int, start: int) -> None:
     store.put(ingest_log_key("commits", topic, partition, start), b'{"files": []}')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def moto_endpoint():
     """A moto S3 server over HTTP in a subprocess; yields its endpoint URL."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

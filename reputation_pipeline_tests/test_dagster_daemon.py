@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,17 +32,13 @@ from reputation_pipeline.lake.read import read_parquet_prefix
 from reputation_pipeline.lake.store import open_lake
 from reputation_pipeline.pipeline.launcher import LocalRunLauncher, worker_pid
 from reputation_pipeline.pipeline.live import IN_PROGRESS
+from reputation_pipeline.stack.local import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 CAP_S = 900  # a hung pipeline, not a slow machine, reaches this
 LIVE_JOBS = ("live_job", "live_full_job")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, predicate, every_s: float = 1.0):
@@ -146,7 +141,7 @@ def test_daemon_path_alerts_survives_sigkill_and_drains_its_queue(kafka_settings
     env = {**os.environ, "DAGSTER_HOME": str(home), "REPUTATION_LAKE": s3_lake_uri, "REPUTATION_PLATFORMS": platform,
            "REPUTATION_ALERTS_TOPIC": alerts_topic, "REPUTATION_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
-    dev = Dev(env, _free_port(), tmp_path / "dev.out")
+    dev = Dev(env, free_port(), tmp_path / "dev.out")
     calm, crisis = 600, 1500
     produce(kafka_settings, platform, calm, partitions=4, progress=False, seed=11)
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from reputation_pipeline.stack.local import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -33,12 +34,6 @@ ON_LINEAGE_PAGE = {"raw_posts", "post_scores", "stg_post_scores", "int_posts_sco
                    "brand_alerts", "published_marts"}
 ON_CATALOG_PAGE = {"raw_posts", "quarantined_posts", "post_scores", "fct_brand_mentions", "fct_brand_risk_window",
                    "mart_alert_candidates", "brand_alerts", "published_marts"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +61,7 @@ def webserver(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("dagster_home")
     (home / "dagster.yaml").write_text(dagster_yaml(home))  # the project's instance (pooled SQLite storage)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     exe = Path(sys.executable).parent / "dagster-webserver"
     cmd = [str(exe) if exe.exists() else shutil.which("dagster-webserver") or "dagster-webserver",

@@ -89,6 +89,14 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def free_port() -> int:
+    """A loopback port nothing holds now, for a server started right after (tests, benchmarks,
+    a private stack): the kernel picks it from its ephemeral range."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _bindable(port: int) -> bool:
     """Whether a server could listen on 127.0.0.1:port now. Probed with SO_REUSEADDR, as the
     JVM and moto bind, so a closed connection lingering in TIME_WAIT does not count; a live
