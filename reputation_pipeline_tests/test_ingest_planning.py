@@ -28,23 +28,6 @@ def test_small_backlog_waits_until_max_delay():
     assert plan_partition(view, POLICY, now=100, force=True) == PlannedRange(0, 0, 3)
 
 
-def test_a_tick_a_hair_early_does_not_hold_a_short_backlog_for_another_interval():
-    # ticks every 5 s, max delay 5 s: the backlog first seen at 100 is planned at the next tick,
-    # whether it comes at 105.01 or at 104.99 (daemon ticks jitter), i.e. 10 s of posts per plan, not 15
-    policy = PlanningPolicy(max_records=100, min_records=10, max_delay_s=5, tick_interval_s=5)
-    first = PartitionView(0, low=0, high=3, next_start=0)
-    assert plan_partition(first, policy, now=100) is None
-    seen = PartitionView(0, 0, 3, 0, waiting_since=waiting_since(first, None, now=100))
-    assert plan_partition(seen, policy, now=104.99) == PlannedRange(0, 0, 3)
-    assert plan_partition(seen, policy, now=105.01) == PlannedRange(0, 0, 3)
-    # without the cadence the same tick waits: elapsed 4.99 s < 5 s
-    assert plan_partition(seen, PlanningPolicy(max_records=100, min_records=10, max_delay_s=5), now=104.99) is None
-    # a longer delay still waits while the next tick keeps the backlog within it
-    patient = PlanningPolicy(max_records=100, min_records=10, max_delay_s=30, tick_interval_s=5)
-    assert plan_partition(seen, patient, now=124.9) is None
-    assert plan_partition(seen, patient, now=125.0) == PlannedRange(0, 0, 3)
-
-
 def test_nothing_to_do_and_pending_cap():
     assert plan_partition(PartitionView(0, 0, 100, 100), POLICY, now=0) is None
     assert plan_partition(PartitionView(0, 0, 500, 100, pending_plans=2), POLICY, now=0) is None

@@ -16,9 +16,6 @@ class PlanningPolicy:
     min_records: int = 5_000  # below this, wait for more data ...
     max_delay_s: float = 5.0  # ... but never longer than this (alerts are minutes-sensitive)
     max_pending_plans: int = 2  # per partition: stop planning ahead of failing runs
-    # the planner's cadence (the sensor's minimum interval): a short backlog is planned at the last
-    # tick that keeps its wait within max_delay_s, not at the first one past it
-    tick_interval_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -54,10 +51,7 @@ def plan_partition(view: PartitionView, policy: PlanningPolicy, now: float, forc
     if backlog <= 0 or view.pending_plans >= policy.max_pending_plans:
         return None
     if not force and backlog < policy.min_records:
-        # with ticks max_delay_s apart, "elapsed < max_delay_s" alone held a backlog for a third
-        # interval whenever the second tick came a hair early; waiting is only worth it while the
-        # next tick still falls within the delay
-        if view.waiting_since is None or now - view.waiting_since + policy.tick_interval_s < policy.max_delay_s:
+        if view.waiting_since is None or now - view.waiting_since < policy.max_delay_s:
             return None
     return PlannedRange(view.partition, start, start + min(backlog, policy.max_records))
 

@@ -19,7 +19,6 @@ from reputation_pipeline.resources import LakeResource, platform_selection
 from reputation_pipeline import settings
 
 RETRY_AFTER_S = 300.0  # a plan still uncommitted this long after planning is re-requested
-TICK_INTERVAL_S = 5
 
 
 def policy_from_env() -> PlanningPolicy:
@@ -27,7 +26,6 @@ def policy_from_env() -> PlanningPolicy:
         max_records=settings.INGEST_MAX_RECORDS.get(),
         min_records=settings.INGEST_MIN_RECORDS.get(),
         max_delay_s=settings.INGEST_MAX_DELAY_S.get(),
-        tick_interval_s=TICK_INTERVAL_S,
     )
 
 
@@ -53,7 +51,7 @@ def retry_requests(pending: list[Batch], now: float) -> list[dg.RunRequest]:
 
 @dg.sensor(
     job=ingest_job,
-    minimum_interval_seconds=TICK_INTERVAL_S,
+    minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Plans offset ranges on every social.posts.<platform> topic and requests one ingest run per batch.",
 )
