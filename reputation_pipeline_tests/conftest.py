@@ -28,7 +28,6 @@ def _reachable(hostport: str) -> bool:
         return False
 
 
-
 @pytest.fixture(scope="session")
 def stack_cfg(tmp_path_factory):
     """The running stack's config; starts a private stack if none is configured."""

@@ -64,7 +64,6 @@ def commit_range(store, topic: str, partition: int, start: int) -> None:
     store.put(ingest_log_key("commits", topic, partition, start), b'{"files": []}')
 
 
-
 @pytest.fixture(scope="module")
 def moto_endpoint():
     """A moto S3 server over HTTP in a subprocess; yields its endpoint URL."""

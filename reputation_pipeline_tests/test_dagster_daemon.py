@@ -40,7 +40,6 @@ CAP_S = 900  # a hung pipeline, not a slow machine, reaches this
 LIVE_JOBS = ("live_job", "live_full_job")
 
 
-
 def wait_for(what: str, predicate, every_s: float = 1.0):
     deadline = time.monotonic() + CAP_S
     while time.monotonic() < deadline:

@@ -34,4 +34,7 @@ def test_a_port_held_by_a_client_connection_is_refused_before_the_broker_starts(
                 local._check_free(port)
             with pytest.raises(local.StackError, match="already in use"):
                 local._check_free(server.getsockname()[1])
+            client.close()  # the client closes first: its port waits in TIME_WAIT, still unbindable
+            with pytest.raises(local.StackError, match=f"port {port} cannot be bound"):
+                local._check_free(port)
     local._check_free(local.free_port())

@@ -98,10 +98,11 @@ def free_port() -> int:
 
 
 def _bindable(port: int) -> bool:
-    """Whether a server could listen on 127.0.0.1:port now. Probed with SO_REUSEADDR, as the
-    JVM and moto bind, so a closed connection lingering in TIME_WAIT does not count; a live
-    connection of another process whose local port this is does (the kernel hands out ports
-    of ``ip_local_port_range`` that way, which is why the fixed ports stay below it)."""
+    """Whether a server could listen on 127.0.0.1:port now, probed with SO_REUSEADDR as the JVM
+    and moto bind. A client connection whose local port this is blocks it while open and, if the
+    client closed first, for its minute in TIME_WAIT (the client did not set SO_REUSEADDR): the
+    kernel hands client connections ports of ``ip_local_port_range``, which is why the fixed
+    ports stay below it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -117,9 +118,9 @@ def _check_free(*ports: int) -> None:
             raise StackError(f"port {port} is already in use by another process; stop it or choose another "
                              "port (REPUTATION_KAFKA_PORT, REPUTATION_KAFKA_CONTROLLER_PORT, REPUTATION_S3_PORT)")
         if not _bindable(port):
-            raise StackError(f"port {port} cannot be bound on 127.0.0.1: a connection of another process holds it "
-                             "as its local port (ports in /proc/sys/net/ipv4/ip_local_port_range are handed out so); "
-                             "choose a port below that range")
+            raise StackError(f"port {port} cannot be bound on 127.0.0.1: a client connection holds it as its "
+                             "local port, open or in TIME_WAIT for up to a minute (clients get ports of "
+                             "/proc/sys/net/ipv4/ip_local_port_range); choose a port below that range")
 
 
 def reachable(bootstrap: str) -> bool:
